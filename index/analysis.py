@@ -1,0 +1,199 @@
+"""Text analysis: words to index terms, and text to sentences. Pure functions of text, no I/O but the data files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+from typing import Iterable
+
+from nltk.stem.snowball import SnowballStemmer
+from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer
+
+__all__ = (
+    "Analyzer",
+    "SentenceSplitter",
+    "fold_text",
+    "load_word_list",
+    "load_table",
+)
+
+_log = logging.getLogger(__name__)
+
+# One character in, one character out: offsets found in folded text are offsets in the original,
+# which is what lets a quote be cut from the verbatim paragraph.
+_FOLD = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u02bc": "'", "`": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+    "\u00a0": " ", "\u2007": " ", "\u202f": " ", "\u2009": " ", "\u200a": " ", "\u3000": " ",
+    "\u200b": " ", "\ufeff": " ",
+})
+
+_WORD = r"[^\W_]+(?:'[^\W_]+)*"
+_TOKEN = re.compile(
+    r"(?:[^\W\d_]\.){2,}"                 # dotted abbreviations: U.N., U.S.A.
+    r"|\d+(?:[.,]\d+)+[^\W_]*"            # numbers with separators: 1,800  3.36bn
+    rf"|{_WORD}(?:-{_WORD})*"             # words, possessives, hyphenated names
+)
+_ARABIC_ARTICLES = frozenset({"al", "el"})
+
+
+def fold_text(text: str) -> str:
+    """Straighten quotes, dashes and odd spaces without changing the text's length."""
+    return text.translate(_FOLD)
+
+
+def load_word_list(name: str) -> frozenset[str]:
+    """A shipped one-word-per-line list from index/data, comments (#) skipped."""
+    return frozenset(_data_lines(name))
+
+
+def load_table(name: str) -> list[list[str]]:
+    """A shipped tab-separated table from index/data: one row of equivalent forms a line."""
+    return [[field.strip() for field in line.split("\t") if field.strip()] for line in _data_lines(name)]
+
+
+def _data_lines(name: str) -> list[str]:
+    text = resources.files("index").joinpath("data").joinpath(name).read_text(encoding="utf-8")
+    return [line.rstrip("\n") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    return load_word_list("stopwords.txt")
+
+
+class Analyzer:
+    """Turns text into index terms: folded, case-folded, stopped and Snowball-stemmed.
+
+    The same analyzer must read the documents and the questions, so it carries no state but caches:
+    a raw word always becomes the same terms, which is why the per-word cache is safe and is what makes
+    indexing fast (stemming is the hot spot).
+    """
+
+    def __init__(self, term_map: dict[str, str] | None = None) -> None:
+        self._stem = SnowballStemmer("english").stem
+        self._stopwords = _stopwords()
+        # term_map folds stems that Snowball leaves apart ("led" -> "lead"); it is part of the analysis.
+        self.term_map = dict(term_map or {})
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def tokenize(self, text: str) -> list[str]:
+        """The analysed terms of a text, in order, repeats kept."""
+        cache = self._cache
+        terms: list[str] = []
+        for word in _TOKEN.findall(_normalize(text)):
+            analysed = cache.get(word)
+            if analysed is None:
+                analysed = cache[word] = self._analyse_word(word)
+            terms += analysed
+        return terms
+
+    def tokenize_many(self, texts: Iterable[str]) -> list[list[str]]:
+        return [self.tokenize(text) for text in texts]
+
+    def terms_of_word(self, word: str) -> tuple[str, ...]:
+        """The terms one surface word yields: what highlighting compares against."""
+        analysed = self._cache.get(word)
+        if analysed is None:
+            analysed = self._cache[word] = self._analyse_word(_normalize(word))
+        return analysed
+
+    def word_spans(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
+        """(start, end, terms) for every word of the original text, offsets into that text."""
+        folded = fold_text(text)
+        return [(m.start(), m.end(), self.terms_of_word(m.group())) for m in _TOKEN.finditer(folded)]
+
+    def _analyse_word(self, word: str) -> tuple[str, ...]:
+        if word[-1] == "." and "." in word[:-1]:       # U.N. -> un, never a stopword
+            return (word.replace(".", "").lower(),)
+        if word[0].isdigit():
+            return (word.replace(",", "").lower(),)
+        parts = word.split("-")
+        terms = []
+        for position, part in enumerate(parts):
+            lower = part.lower()
+            if lower.endswith("'s"):
+                lower = lower[:-2]
+            # An all-capitals word is an acronym (US, WHO, IT), not the stopword it spells.
+            if not (part.isupper() and len(part) > 1) and lower in self._stopwords:
+                continue
+            if lower in _ARABIC_ARTICLES and position < len(parts) - 1:
+                continue
+            lower = _strip_accents(lower.replace("'", ""))
+            if not lower:
+                continue
+            stem = self._stem(lower)
+            terms.append(self.term_map.get(stem, stem))
+        return tuple(terms)
+
+
+def _normalize(text: str) -> str:
+    text = text.translate(_FOLD)
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def _strip_accents(word: str) -> str:
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+class SentenceSplitter:
+    """Punkt sentence boundaries, trained on the corpus itself (no nltk.download).
+
+    Works on folded text so that curly quotes close sentences like straight ones; since folding keeps
+    length, the spans it returns are offsets into the original, verbatim text.
+    """
+
+    def __init__(self, params: PunktParameters | None = None) -> None:
+        params = params or PunktParameters()
+        params.abbrev_types |= load_word_list("abbreviations.txt")
+        self.params = params
+        self._tokenizer = PunktSentenceTokenizer(params, lang_vars=PunktLanguageVars())
+
+    @classmethod
+    def train(cls, texts: Iterable[str], max_chars: int = 2_000_000) -> "SentenceSplitter":
+        """Learn abbreviations and sentence starters from (a sample of) the corpus."""
+        trainer = PunktTrainer(lang_vars=PunktLanguageVars())
+        sample: list[str] = []
+        size = 0
+        for text in texts:
+            sample.append(fold_text(text))
+            size += len(text)
+            if size >= max_chars:
+                break
+        trainer.train("\n\n".join(sample), finalize=True)
+        return cls(trainer.get_params())
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of each sentence; the text between spans is only whitespace."""
+        return list(self._tokenizer.span_tokenize(fold_text(text)))
+
+    def split(self, text: str) -> list[str]:
+        return [text[start:end] for start, end in self.spans(text)]
+
+    def to_json(self) -> str:
+        p = self.params
+        return json.dumps({
+            "abbrev_types": sorted(p.abbrev_types),
+            "collocations": sorted(list(pair) for pair in p.collocations),
+            "sent_starters": sorted(p.sent_starters),
+            "ortho_context": dict(p.ortho_context),
+        })
+
+    @classmethod
+    def from_json(cls, data: str) -> "SentenceSplitter":
+        raw = json.loads(data)
+        params = PunktParameters()
+        params.abbrev_types = set(raw["abbrev_types"])
+        params.collocations = {tuple(pair) for pair in raw["collocations"]}
+        params.sent_starters = set(raw["sent_starters"])
+        for word, flags in raw["ortho_context"].items():
+            params.ortho_context[word] = flags
+        return cls(params)

@@ -1,0 +1,289 @@
+"""BM25 scoring over an inverted index: rank-bm25's semantics, a query costs only its terms' postings.
+
+Tokens in, scores out: nothing here knows about text analysis, files or SQLite.
+
+rank-bm25 scores every document for every query term. BM25+ gives even a document *without* the term a
+constant (idf * delta), so each term's score splits into that constant, the same for every document,
+plus a sparse "impact" on the documents that contain it. Precomputing the impacts once turns a
+query into a few array additions over postings lists; adding the constants back gives rank-bm25's exact
+scores. Top-k selection is MaxScore: once the k-th best candidate beats everything the remaining
+(common, low-idf) terms could add, those terms only update candidates already found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from array import array
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+
+__all__ = ("BM25Index", "BM25Params", "ScoredDoc", "METHODS")
+
+_log = logging.getLogger(__name__)
+
+METHODS = ("okapi", "l", "plus")
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    """The variant and its parameters, named as in rank-bm25 (BM25Okapi, BM25L, BM25Plus)."""
+
+    method: str = "plus"
+    k1: float = 1.2
+    b: float = 0.75
+    delta: float = 1.0       # BM25L / BM25+ lower bound on a matching term's weight
+    epsilon: float = 0.25    # BM25Okapi: negative idf becomes epsilon * mean idf
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown BM25 method {self.method!r}; choose from {', '.join(METHODS)}.")
+
+
+class ScoredDoc(NamedTuple):
+    doc: int
+    score: float
+
+
+class BM25Index:
+    """Postings of precomputed impacts in CSC layout: term t's documents are doc_ids[indptr[t]:indptr[t+1]].
+
+    Beside the postings it keeps the forward index, every document's term ids in reading order
+    (doc i is sequence[doc_starts[i]:doc_starts[i+1]]): it is what proximity re-ranking reads, and
+    a document's length is the length of its slice.
+    """
+
+    def __init__(self, params: BM25Params, vocabulary: list[str], indptr: np.ndarray, doc_ids: np.ndarray,
+                 impacts: np.ndarray, constants: np.ndarray, sequence: np.ndarray, doc_starts: np.ndarray) -> None:
+        self.params = params
+        self.vocabulary = vocabulary
+        self.term_ids = {term: i for i, term in enumerate(vocabulary)}
+        self.indptr = indptr
+        self.doc_ids = doc_ids
+        self.impacts = impacts
+        self.constants = constants
+        self.sequence = sequence
+        self.doc_starts = doc_starts
+        self.num_docs = len(doc_starts) - 1
+        self.max_impacts = _segment_max(impacts, indptr)
+        self.idf = _idf(params, np.diff(indptr), self.num_docs)
+        self.avgdl = float(doc_starts[-1]) / self.num_docs if self.num_docs else 0.0
+
+    # -- building -------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, token_lists: Iterable[Sequence[str]], params: BM25Params | None = None, **kwargs: float | str) -> "BM25Index":
+        """Index documents given as lists of analysed tokens; document i is the i-th list."""
+        params = params or BM25Params(**kwargs)  # type: ignore[arg-type]
+        vocab: dict[str, int] = {}
+        setdefault = vocab.setdefault
+        term_of_posting = array("i")
+        tf_of_posting = array("i")
+        postings_per_doc = array("i")
+        sequence = array("i")
+        for tokens in token_lists:
+            ids = [setdefault(t, len(vocab)) for t in tokens]
+            counts = Counter(ids)
+            term_of_posting.extend(counts.keys())
+            tf_of_posting.extend(counts.values())
+            postings_per_doc.append(len(counts))
+            sequence.extend(ids)
+        return cls._from_postings(params, list(vocab), _ints(term_of_posting), _ints(tf_of_posting),
+                                  _ints(postings_per_doc), _ints(sequence))
+
+    @classmethod
+    def _from_postings(cls, params: BM25Params, vocabulary: list[str], terms: np.ndarray, tfs: np.ndarray,
+                       postings_per_doc: np.ndarray, sequence: np.ndarray) -> "BM25Index":
+        num_docs = len(postings_per_doc)
+        # A stable sort by term keeps each postings list in document order.
+        order = np.argsort(terms, kind="stable")
+        df = np.bincount(terms, minlength=len(vocabulary)).astype(np.int64)
+        indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        doc_ids = np.repeat(np.arange(num_docs, dtype=np.int32), postings_per_doc)[order]
+        tf = tfs[order].astype(np.float64)
+        del order
+        doc_starts = np.zeros(num_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(doc_ids, weights=tf, minlength=num_docs).astype(np.int64), out=doc_starts[1:])
+        lengths = np.diff(doc_starts).astype(np.float64)
+        avgdl = lengths.mean() if num_docs else 0.0
+        idf = _idf(params, df, num_docs)
+        relative_length = lengths / avgdl if avgdl else np.ones(num_docs)
+        norm = params.k1 * (1 - params.b + params.b * relative_length)
+        impacts, constants = _impacts(params, tf, norm[doc_ids], np.repeat(idf, df), idf)
+        return cls(params, vocabulary, indptr, doc_ids, impacts, constants, sequence, doc_starts)
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def query_weights(self, tokens: Sequence[str]) -> dict[int, float]:
+        """Known query terms and how often each was asked: rank-bm25 counts a repeated token again."""
+        weights: dict[int, float] = {}
+        for token in tokens:
+            t = self.term_ids.get(token)
+            if t is not None:
+                weights[t] = weights.get(t, 0.0) + 1.0
+        return weights
+
+    def scores(self, tokens: Sequence[str] | dict[int, float]) -> np.ndarray:
+        """Every document's score, as rank-bm25's get_scores gives it (for tests and small corpora)."""
+        weights = tokens if isinstance(tokens, dict) else self.query_weights(tokens)
+        acc = np.zeros(self.num_docs, dtype=np.float64)
+        for t, w in weights.items():
+            lo, hi = self.indptr[t], self.indptr[t + 1]
+            acc[self.doc_ids[lo:hi]] += w * self.impacts[lo:hi]
+            acc += w * self.constants[t]
+        return acc
+
+    def top_k(self, tokens: Sequence[str] | dict[int, float], k: int) -> list[ScoredDoc]:
+        """The k best documents that match at least one term: score desc, then document number."""
+        weights = tokens if isinstance(tokens, dict) else self.query_weights(tokens)
+        if not weights or k <= 0:
+            return []
+        if float(self.impacts.min(initial=1.0)) <= 0.0:
+            return self._top_k_exhaustive(weights, k)
+        # Highest possible contribution first: rare terms find the candidates, common terms refine them.
+        order = sorted(weights, key=lambda t: -weights[t] * self.max_impacts[t])
+        bounds = [weights[t] * float(self.max_impacts[t]) for t in order]
+        acc = np.zeros(self.num_docs, dtype=np.float64)
+        found: list[np.ndarray] = []
+        count = 0
+        remaining = sum(bounds)
+        i = 0
+        while i < len(order):
+            if count >= k and remaining < _kth_largest(acc[np.concatenate(found)], k):
+                break
+            t = order[i]
+            lo, hi = self.indptr[t], self.indptr[t + 1]
+            docs = self.doc_ids[lo:hi]
+            new = docs[acc[docs] == 0.0]
+            acc[docs] += weights[t] * self.impacts[lo:hi]
+            if len(new):
+                found.append(new)
+                count += len(new)
+            remaining -= bounds[i]
+            i += 1
+        candidates = np.concatenate(found)
+        for t in order[i:]:
+            self._add_to_candidates(acc, candidates, t, weights[t])
+        scores = acc[candidates]
+        if len(candidates) > k:
+            keep = scores >= _kth_largest(scores, k)
+            candidates, scores = candidates[keep], scores[keep]
+        ranked = np.lexsort((candidates, -scores))[:k]
+        constant = sum(w * float(self.constants[t]) for t, w in weights.items())
+        return [ScoredDoc(int(candidates[j]), float(scores[j]) + constant) for j in ranked]
+
+    def _add_to_candidates(self, acc: np.ndarray, candidates: np.ndarray, t: int, weight: float) -> None:
+        """A non-essential term only refines documents already found; it cannot bring in a new one."""
+        lo, hi = self.indptr[t], self.indptr[t + 1]
+        docs = self.doc_ids[lo:hi]
+        if len(docs) <= 4 * len(candidates):
+            acc[docs] += weight * self.impacts[lo:hi]
+            return
+        sorted_candidates = np.sort(candidates)
+        pos = np.searchsorted(docs, sorted_candidates)
+        pos[pos == len(docs)] = 0
+        hit = docs[pos] == sorted_candidates
+        acc[sorted_candidates[hit]] += weight * self.impacts[lo:hi][pos[hit]]
+
+    def _top_k_exhaustive(self, weights: dict[int, float], k: int) -> list[ScoredDoc]:
+        sparse = self.scores(weights) - sum(w * float(self.constants[t]) for t, w in weights.items())
+        matched = np.unique(np.concatenate([self.doc_ids[self.indptr[t]:self.indptr[t + 1]] for t in weights]))
+        scores = sparse[matched]
+        ranked = np.lexsort((matched, -scores))[:k]
+        constant = sum(w * float(self.constants[t]) for t, w in weights.items())
+        return [ScoredDoc(int(matched[j]), float(scores[j]) + constant) for j in ranked]
+
+    def term_weight(self, term: str) -> float:
+        """The largest score one occurrence of a term can add: 0 for an unknown term."""
+        t = self.term_ids.get(term)
+        return 0.0 if t is None else float(self.max_impacts[t]) + float(self.constants[t])
+
+    def document_frequency(self, term: str) -> int:
+        t = self.term_ids.get(term)
+        return 0 if t is None else int(self.indptr[t + 1] - self.indptr[t])
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_arrays(self) -> dict[str, bytes]:
+        """Plain bytes to store; from_arrays reads them back without copying the big arrays."""
+        return {
+            "meta": json.dumps({"params": self.params.__dict__}).encode(),
+            "vocabulary": "\n".join(self.vocabulary).encode(),
+            "indptr": self.indptr.astype(np.int64).tobytes(),
+            "doc_ids": self.doc_ids.astype(np.int32).tobytes(),
+            "impacts": self.impacts.astype(np.float64).tobytes(),
+            "constants": self.constants.astype(np.float64).tobytes(),
+            "sequence": self.sequence.astype(np.int32).tobytes(),
+            "doc_starts": self.doc_starts.astype(np.int64).tobytes(),
+        }
+
+    @classmethod
+    def from_arrays(cls, blobs: dict[str, bytes]) -> "BM25Index":
+        meta = json.loads(blobs["meta"])
+        vocabulary = blobs["vocabulary"].decode().split("\n") if blobs["vocabulary"] else []
+        return cls(
+            BM25Params(**meta["params"]),
+            vocabulary,
+            np.frombuffer(blobs["indptr"], dtype=np.int64),
+            np.frombuffer(blobs["doc_ids"], dtype=np.int32),
+            np.frombuffer(blobs["impacts"], dtype=np.float64),
+            np.frombuffer(blobs["constants"], dtype=np.float64),
+            np.frombuffer(blobs["sequence"], dtype=np.int32),
+            np.frombuffer(blobs["doc_starts"], dtype=np.int64),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.indptr, self.doc_ids, self.impacts, self.constants, self.sequence,
+                                       self.doc_starts, self.max_impacts, self.idf))
+
+
+def _ints(values: array) -> np.ndarray:
+    return np.frombuffer(values, dtype=np.int32) if len(values) else np.zeros(0, dtype=np.int32)
+
+
+def _idf(params: BM25Params, df: np.ndarray, n: int) -> np.ndarray:
+    df = df.astype(np.float64)
+    if params.method == "okapi":
+        idf = np.log(n - df + 0.5) - np.log(df + 0.5)
+        # rank-bm25 floors only strictly negative idf, to epsilon times the mean over all terms.
+        mean = float(idf.mean()) if len(idf) else 0.0
+        return np.where(idf < 0, params.epsilon * mean, idf)
+    if params.method == "l":
+        return np.log((n + 1) / (df + 0.5))
+    return np.log((n + 1) / np.maximum(df, 1.0))
+
+
+def _impacts(params: BM25Params, tf, norm, term_idf, idf) -> tuple[np.ndarray, np.ndarray]:
+    """Per-posting impact and per-term constant such that score = constant + impact (0 when absent)."""
+    k1 = params.k1
+    if params.method == "okapi":
+        return term_idf * tf * (k1 + 1) / (tf + norm), np.zeros(len(idf))
+    if params.method == "l":
+        # As rank-bm25 writes BM25L: ctd = tf / (1 - b + b * dl / avgdl), and the whole term is
+        # multiplied by tf once more, so a document without the term gets nothing.
+        delta = params.delta
+        ctd = tf * k1 / norm
+        return term_idf * tf * (k1 + 1) * (ctd + delta) / (k1 + ctd + delta), np.zeros(len(idf))
+    return term_idf * tf * (k1 + 1) / (norm + tf), idf * params.delta
+
+
+def _segment_max(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    if len(values) == 0:
+        return np.zeros(max(len(indptr) - 1, 0), dtype=np.float64)
+    starts = indptr[:-1]
+    nonempty = starts < indptr[1:]
+    out = np.zeros(len(starts), dtype=np.float64)
+    out[nonempty] = np.maximum.reduceat(values, starts[nonempty])
+    return out
+
+
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    if len(values) <= k:
+        return float(values.min())
+    return float(np.partition(values, len(values) - k)[len(values) - k])

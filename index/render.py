@@ -1,0 +1,164 @@
+"""Answers to text: Discord-flavoured markdown (shared by the terminal and the bot) and plain JSON data."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from .quotes import Quote
+from .store import Located, PassageRecord
+
+__all__ = (
+    "escape_markdown",
+    "quote_markdown",
+    "citation_line",
+    "source_line",
+    "also_in_line",
+    "result_markdown",
+    "answer_markdown",
+    "answer_to_dict",
+    "abstention_markdown",
+    "expansion_line",
+    "to_terminal",
+    "place_label",
+)
+
+_MARKDOWN_CHARS = re.compile(r"([\\*_~`|\[\]()<>])")
+_LINE_START = re.compile(r"^(\s*)([#>\-+]|\d+\.)", re.MULTILINE)
+
+
+def escape_markdown(text: str) -> str:
+    """Corpus text shown literally: Discord renders each escaped character as itself, so words stay verbatim."""
+    text = _MARKDOWN_CHARS.sub(r"\\\1", text)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+
+
+def _highlighted(text: str, start: int, end: int, highlights: Iterable[tuple[int, int]], escape: bool) -> str:
+    out, pos = [], start
+    esc = escape_markdown if escape else (lambda s: s)
+    for hs, he in highlights:
+        if hs < start or he > end:
+            continue
+        out.append(esc(text[pos:hs]))
+        out.append("**" + esc(text[hs:he]) + "**")
+        pos = he
+    out.append(esc(text[pos:end]))
+    return "".join(out)
+
+
+def quote_markdown(quote: Quote, escape: bool = True) -> str:
+    """The quote as a blockquote: verbatim pieces, matched words bold, "…" where sentences were left out."""
+    body = ""
+    for i, (s, e) in enumerate(quote.spans):
+        if i:
+            gap = quote.text[quote.spans[i - 1][1]:s]
+            body += gap if not gap.strip() else " … "   # only a real cut is marked
+        body += _highlighted(quote.text, s, e, quote.highlights, escape)
+    if quote.cut_before:
+        body = "… " + body
+    if quote.cut_after:
+        body = body + " …"
+    return "\n".join("> " + line for line in body.splitlines() or [""])
+
+
+def place_label(place: Located, link: bool = True, escape: bool = True) -> str:
+    article = place.article
+    title = escape_markdown(article.title) if escape else article.title
+    if link and article.url:
+        title = f"[{title}](<{article.url}>)" if escape else f"{title} <{article.url}>"
+    return f"*{title}*" if not (link and article.url) else title
+
+
+def source_line(record: PassageRecord, escape: bool = True) -> str:
+    """— Title (linked) · outlet · date · ¶N · `id`: where the passage's primary copy stands."""
+    primary = record.places[0]
+    esc = escape_markdown if escape else (lambda s: s)
+    parts = [place_label(primary, escape=escape)]
+    if primary.article.outlet:
+        parts.append(esc(primary.article.outlet))
+    if primary.article.published:
+        parts.append(esc(primary.article.published))
+    paragraph = f"¶{primary.paragraph}" + (f" (part {primary.part})" if primary.part > 1 else "")
+    parts += [paragraph, f"`{record.id}`"]
+    return "— " + " · ".join(parts)
+
+
+def also_in_line(record: PassageRecord, escape: bool = True, limit: int = 3) -> str | None:
+    """The other articles that print the same paragraph word for word, or None."""
+    others = record.places[1:]
+    if not others:
+        return None
+    shown = [f"{place_label(p, link=False, escape=escape)} ¶{p.paragraph}" for p in others[:limit]]
+    more = len(others) - len(shown)
+    return "  also in: " + "; ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def citation_line(record: PassageRecord, escape: bool = True, also_in_limit: int = 3) -> str:
+    """The source line, then "also in" for a paragraph several articles share."""
+    also = also_in_line(record, escape, also_in_limit)
+    return source_line(record, escape) + (f"\n{also}" if also else "")
+
+
+def result_markdown(record: PassageRecord, quote: Quote, escape: bool = True) -> str:
+    return quote_markdown(quote, escape) + "\n" + citation_line(record, escape)
+
+
+def expansion_line(expanded: list[str], escape: bool = True) -> str | None:
+    if not expanded:
+        return None
+    esc = escape_markdown if escape else (lambda s: s)
+    return "*also searched: " + ", ".join(esc(e) for e in expanded) + "*"
+
+
+def abstention_markdown(question: str, reason: str, escape: bool = True) -> str:
+    esc = escape_markdown if escape else (lambda s: s)
+    return f"No answer in the indexed articles for “{esc(question)}”.\n{esc(reason)}"
+
+
+def answer_markdown(answer, escape: bool = True) -> str:
+    """The whole answer as one text: what `newsdesk ask` prints and what the bot's layout is built from."""
+    if answer.abstained:
+        return abstention_markdown(answer.search.question, answer.abstained, escape)
+    blocks = [result_markdown(r.record, r.quote, escape) for r in answer.results]
+    header = expansion_line(answer.search.expanded_terms, escape)
+    footer = f"-# {answer.build.label} · {answer.build.passages} passages"
+    return "\n\n".join(([header] if header else []) + blocks + [footer])
+
+
+def answer_to_dict(answer) -> dict:
+    """The `ask --json` shape: text is the verbatim paragraph (or part), never the shortened quote."""
+    def document(place: Located) -> dict:
+        a = place.article
+        return {"title": a.title, "path": a.source, "url": a.url, "outlet": a.outlet, "published": a.published}
+
+    return {
+        "query": answer.search.question,
+        "expanded_terms": answer.search.expanded_terms,
+        "abstained": answer.abstained,
+        "build": answer.build.id,
+        "results": [
+            {
+                "id": r.record.id,
+                "text": r.record.text,
+                "quote": [r.quote.text[s:e] for s, e in r.quote.spans],
+                "score": round(r.hit.score, 6),
+                "paragraph": r.record.places[0].paragraph,
+                "part": r.record.places[0].part,
+                "section": r.record.places[0].section,
+                "document": document(r.record.places[0]),
+                "also_in": [dict(document(p), paragraph=p.paragraph) for p in r.record.places[1:]],
+            }
+            for r in answer.results
+        ],
+    }
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def to_terminal(markdown: str, color: bool) -> str:
+    """Markdown for a terminal: bold becomes ANSI bold-yellow on a TTY and stays ** elsewhere."""
+    if not color:
+        return markdown
+    text = _BOLD.sub(lambda m: f"\x1b[1;33m{m.group(1)}\x1b[0m", markdown)
+    return re.sub(r"^-# ", "", text, flags=re.MULTILINE)

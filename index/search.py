@@ -1,0 +1,261 @@
+"""A question to ranked passages: analysis, expansion with aliases and place names, BM25, abstention.
+
+Pure CPU over an in-memory index; no I/O, so it runs in a worker thread and in tests alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .analysis import Analyzer, SentenceSplitter
+from .bm25 import BM25Index
+from .errors import QueryError
+from .proximity import adjacency_bonus
+
+__all__ = ("Searcher", "SearchResult", "Hit", "Expansion", "SearchSettings")
+
+_log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Weights and thresholds, set by measurement with `newsdesk eval` (README, "Answer quality")."""
+
+    alias_weight: float = 0.6      # an acronym's long form (or the reverse), shared by its words
+    place_weight: float = 0.4      # Egypt <-> Egyptian <-> Egyptians, shared by its words
+    min_coverage: float = 0.4      # share of the question's idf mass a one-word match must carry
+    proximity_weight: float = 0.3  # adjacent query terms (index/proximity.py)
+    rerank_depth: int = 30         # how many BM25 candidates proximity re-orders
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """Terms searched besides the question's own, and why: shown to the user as "also searched"."""
+
+    label: str                     # the surface form, e.g. "Petroleum Facilities Guards"
+    terms: tuple[str, ...]
+    because_of: tuple[str, ...]    # the question's terms that triggered it
+
+
+@dataclass(frozen=True)
+class Hit:
+    doc: int
+    passage_id: str
+    score: float
+    matched: frozenset[str]        # analysed terms (question or expansion) the passage contains
+
+
+@dataclass
+class SearchResult:
+    question: str
+    terms: tuple[str, ...]                     # the question's analysed terms
+    expansions: list[Expansion]
+    hits: list[Hit]
+    total_matches: int = 0                     # how many passages matched at all (capped at the depth searched)
+    abstained: str | None = None               # why no answer is given, when none is
+    highlight_terms: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def expanded_terms(self) -> list[str]:
+        return [e.label for e in self.expansions]
+
+
+class Searcher:
+    """Holds one compiled index and answers questions against it."""
+
+    def __init__(self, index: BM25Index, passage_ids: Sequence[str], analyzer: Analyzer,
+                 splitter: SentenceSplitter, aliases: Sequence[Sequence[str]] = (),
+                 places: Sequence[Sequence[str]] = (), settings: SearchSettings | None = None) -> None:
+        self.index = index
+        self.passage_ids = list(passage_ids)
+        self.doc_of = {pid: i for i, pid in enumerate(self.passage_ids)}
+        self.analyzer = analyzer
+        self.splitter = splitter
+        self.settings = settings or SearchSettings()
+        self._groups = self._expansion_groups(aliases, places)
+        self._groups_of_term: dict[str, list[int]] = {}
+        for g, (_kind, forms) in enumerate(self._groups):
+            for _form, terms in forms:
+                for t in terms:
+                    self._groups_of_term.setdefault(t, []).append(g)
+        self._co_occurs: dict[tuple[str, ...], bool] = {}
+
+    def _expansion_groups(self, aliases, places) -> list[tuple[str, list[tuple[str, tuple[str, ...]]]]]:
+        """(kind, [(surface form, terms)]) for groups whose forms are searchable in this index."""
+        groups = []
+        for kind, rows in (("alias", aliases), ("place", places)):
+            for row in rows:
+                forms = [(form, tuple(self.analyzer.tokenize(form))) for form in row]
+                forms = [(form, terms) for form, terms in forms if terms]
+                if len({terms for _, terms in forms}) > 1 and any(self._known(terms) for _, terms in forms):
+                    groups.append((kind, forms))
+        return groups
+
+    def _known(self, terms: Sequence[str]) -> bool:
+        return all(t in self.index.term_ids for t in terms)
+
+    def search(self, question: str, k: int = 5, offset: int = 0, within: set[str] | None = None) -> SearchResult:
+        """The best k passages after skipping offset, or an abstention with its reason.
+
+        within restricts the search to a set of passage IDs (one article's, say).
+        """
+        question = question.strip()
+        if not question:
+            raise QueryError("The question is empty.", 'Ask something, for example: newsdesk ask "who leads the LNA?"')
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QueryError(f"The question is too long ({len(question)} characters; the limit is {MAX_QUESTION_CHARS}).")
+        terms = tuple(self.analyzer.tokenize(question))
+        result = SearchResult(question, terms, [], [])
+        if not terms:
+            result.abstained = "The question has no searchable words (only very common ones)."
+            return result
+        weights, expansions = self._weights(terms)
+        result.expansions = expansions
+        result.highlight_terms = frozenset(t for t in weights)
+        if not any(t in self.index.term_ids for t in weights):
+            result.abstained = "No passage contains any of the question's words."
+            return result
+        ranked = self._rank(weights, k + offset, within)
+        result.total_matches = len(ranked)
+        if not ranked:
+            result.abstained = "No passage in that article contains the question's words."
+            return result
+        matched = self._matched_terms([doc for doc, _ in ranked], weights)
+        coverage, satisfied = self._coverage(question, terms, expansions, matched[0])
+        # One matched word carrying little of the question ("capital" in "the capital of Peru") is not an
+        # answer; two or more matched words are, whatever the share (long questions match partly).
+        if satisfied < 2 and coverage < self.settings.min_coverage:
+            result.abstained = (f"The best passage matches only “{self._matched_words(question, matched[0])}”, "
+                                f"{coverage:.0%} of what the question asks, so no quote is given rather than an unrelated one.")
+            return result
+        result.hits = [Hit(doc, self.passage_ids[doc], score, m)
+                       for (doc, score), m in zip(ranked[offset:], matched[offset:])]
+        return result
+
+    def _weights(self, terms: tuple[str, ...]) -> tuple[dict[str, float], list[Expansion]]:
+        weights: dict[str, float] = {}
+        for t in terms:
+            weights[t] = weights.get(t, 0.0) + 1.0
+        present = set(terms)
+        expansions = []
+        candidates = sorted({g for t in present for g in self._groups_of_term.get(t, ())})
+        for kind, forms in (self._groups[g] for g in candidates):
+            trigger = next((f for f in forms if set(f[1]) <= present), None)
+            if trigger is None:
+                continue
+            weight = self.settings.alias_weight if kind == "alias" else self.settings.place_weight
+            for form, form_terms in forms:
+                new = tuple(t for t in form_terms if t not in present and t in self.index.term_ids)
+                if not new or set(form_terms) <= present or not self._occurs(form_terms):
+                    continue
+                # A form's weight is shared among its words, so a three-word long form does not
+                # outweigh the one acronym the person typed.
+                for t in new:
+                    weights[t] = max(weights.get(t, 0.0), weight / len(form_terms))
+                expansions.append(Expansion(form, new, trigger[1]))
+        return weights, _dedupe(expansions)
+
+    def _occurs(self, terms: tuple[str, ...]) -> bool:
+        """Whether some passage holds all of a form's words: "Arab Republic of Egypt" would only add noise
+        to a corpus that never writes it."""
+        if len(terms) == 1:
+            return terms[0] in self.index.term_ids
+        if terms not in self._co_occurs:
+            docs = None
+            for term in terms:
+                t = self.index.term_ids.get(term)
+                postings = self.index.doc_ids[self.index.indptr[t]:self.index.indptr[t + 1]] if t is not None else np.zeros(0, np.int32)
+                docs = postings if docs is None else np.intersect1d(docs, postings, assume_unique=True)
+            self._co_occurs[terms] = bool(len(docs))
+        return self._co_occurs[terms]
+
+    def _rank(self, weights: dict[str, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
+        """BM25 candidates, re-ordered with the proximity bonus; the first `depth` of them."""
+        ids = {self.index.term_ids[t]: w for t, w in weights.items() if t in self.index.term_ids}
+        candidates = self._bm25(ids, max(depth, self.settings.rerank_depth), within)
+        if not candidates or not self.settings.proximity_weight:
+            return candidates[:depth]
+        docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
+        bonus = adjacency_bonus(self.index, docs, ids) * self.settings.proximity_weight
+        scores = np.array([score for _, score in candidates]) + bonus
+        order = np.lexsort((docs, -scores))[:depth]
+        return [(int(docs[i]), float(scores[i])) for i in order]
+
+    def _bm25(self, ids: dict[int, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
+        if within is None:
+            return [(d.doc, d.score) for d in self.index.top_k(ids, depth)]
+        docs = np.array(sorted(self.doc_of[p] for p in within if p in self.doc_of), dtype=np.int64)
+        if not len(docs):
+            return []
+        scores = self.index.scores(ids)[docs]
+        baseline = sum(w * float(self.index.constants[t]) for t, w in ids.items())
+        keep = scores > baseline + 1e-12
+        docs, scores = docs[keep], scores[keep]
+        order = np.lexsort((docs, -scores))[:depth]
+        return [(int(docs[i]), float(scores[i])) for i in order]
+
+    def _matched_terms(self, docs: list[int], weights: dict[str, float]) -> list[frozenset[str]]:
+        """For each document, the searched terms it contains (a binary search in each term's postings)."""
+        wanted = np.asarray(docs, dtype=np.int32)
+        found: list[set[str]] = [set() for _ in docs]
+        for term in weights:
+            t = self.index.term_ids.get(term)
+            if t is None:
+                continue
+            postings = self.index.doc_ids[self.index.indptr[t]:self.index.indptr[t + 1]]
+            pos = np.minimum(np.searchsorted(postings, wanted), len(postings) - 1)
+            for i in np.flatnonzero(postings[pos] == wanted):
+                found[i].add(term)
+        return [frozenset(f) for f in found]
+
+    def _coverage(self, question: str, terms: tuple[str, ...], expansions: list[Expansion],
+                  matched: frozenset[str]) -> tuple[float, int]:
+        """Share of the question's idf mass the passage covers, and how many question terms it satisfies;
+        an expansion stands in for its trigger terms.
+
+        A word the corpus never uses says little when it is an ordinary word (a typo, "flying" where the
+        articles say "flights") and a lot when it is a name: "the capital of Peru" asks about something
+        these articles do not cover. So unknown capitalised words weigh as much as the rarest term, and
+        unknown ordinary words are left out.
+        """
+        n = self.index.num_docs
+        satisfied = set(matched)
+        for e in expansions:
+            if set(e.terms) & matched:
+                satisfied |= set(e.because_of)
+        total = got = 0.0
+        count = 0
+        for term in set(terms):
+            df = self.index.document_frequency(term)
+            if df:
+                idf = math.log((n + 1) / df)
+                total += idf
+                if term in satisfied:
+                    got += idf
+                    count += 1
+        total += math.log(n + 1) * len(self._unknown_names(question))
+        return (got / total if total else 0.0), count
+
+    def _matched_words(self, question: str, matched: frozenset[str]) -> str:
+        words = [question[s:e] for s, e, word_terms in self.analyzer.word_spans(question) if matched & set(word_terms)]
+        return ", ".join(dict.fromkeys(words)) or "nothing"
+
+    def _unknown_names(self, question: str) -> set[str]:
+        return {question[s:e] for s, e, word_terms in self.analyzer.word_spans(question)
+                if word_terms and question[s].isupper() and not any(t in self.index.term_ids for t in word_terms)}
+
+
+def _dedupe(expansions: list[Expansion]) -> list[Expansion]:
+    seen, out = set(), []
+    for e in expansions:
+        if e.terms not in seen:
+            seen.add(e.terms)
+            out.append(e)
+    return out

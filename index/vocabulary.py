@@ -1,0 +1,100 @@
+"""What the analyzer and the query expander know beyond Snowball: shipped tables and aliases mined from the corpus."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from nltk.stem.snowball import SnowballStemmer
+
+from .analysis import Analyzer, load_table, load_word_list
+from .bm25 import BM25Params
+
+__all__ = ("Vocabulary", "make_analyzer", "analyzer_fingerprint", "mine_aliases", "ANALYSIS_REVISION")
+
+_log = logging.getLogger(__name__)
+
+# Bump when analysis.py changes what terms a text yields: stored tokens are then recomputed.
+ANALYSIS_REVISION = 2
+
+
+@dataclass
+class Vocabulary:
+    places: list[list[str]] = field(default_factory=list)     # equivalent forms: Egypt, Egyptian, Egyptians
+    irregular: list[list[str]] = field(default_factory=list)  # inflections Snowball leaves apart: lead, led
+
+    @classmethod
+    def load(cls) -> "Vocabulary":
+        return cls(places=load_table("places.tsv"), irregular=load_table("irregular.tsv"))
+
+    def term_map(self) -> dict[str, str]:
+        """Stem of each irregular form -> stem of its base form."""
+        stem = SnowballStemmer("english").stem
+        mapping: dict[str, str] = {}
+        for base, *forms in self.irregular:
+            for form in forms:
+                if stem(form.lower()) != stem(base.lower()):
+                    mapping.setdefault(stem(form.lower()), stem(base.lower()))
+        return mapping
+
+    def fingerprint(self) -> str:
+        data = json.dumps([sorted(load_word_list("stopwords.txt")), self.irregular, ANALYSIS_REVISION])
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def make_analyzer(vocabulary: Vocabulary) -> Analyzer:
+    return Analyzer(term_map=vocabulary.term_map())
+
+
+def analyzer_fingerprint(vocabulary: Vocabulary, params: BM25Params) -> str:
+    """Changes whenever stored tokens or the compiled index would come out differently."""
+    return f"{vocabulary.fingerprint()}:{params.method}:{params.k1}:{params.b}:{params.delta}:{params.epsilon}"
+
+
+_ACRONYM_AFTER = re.compile(r"((?:[A-Z][\w'’.-]*\s+(?:(?:of|the|and|for|de|al)\s+)*){1,8})\(\s*([A-Z][A-Z&]{1,7})\s*\)")
+_ACRONYM_BEFORE = re.compile(r"\b([A-Z][A-Z&]{1,7})\s*\(\s*([A-Z][^()]{3,80}?)\s*\)")
+_SMALL = {"of", "the", "and", "for", "de", "al", "&"}
+
+
+def mine_aliases(texts: Iterable[str], vocabulary: Vocabulary | None = None) -> list[list[str]]:
+    """Pairs [ACRONYM, Long Form] written as "Long Form (ACR)" or "ACR (Long Form)" somewhere in the corpus.
+
+    The long form must spell the acronym with its capitalised words' initials, which keeps out
+    "(AFP)" after a caption or "(R)" after a name.
+    """
+    found: set[tuple[str, str]] = set()
+    for text in texts:
+        for m in _ACRONYM_AFTER.finditer(text):
+            long_form = _matching_tail(m.group(1).split(), m.group(2))
+            if long_form:
+                found.add((m.group(2), long_form))
+        for m in _ACRONYM_BEFORE.finditer(text):
+            words = m.group(2).split()
+            if _initials(words) == m.group(1).replace("&", ""):
+                long_form = " ".join(words)
+                found.add((m.group(1), long_form))
+    # Every spelling is kept ("Guard" and "Guards"): each is what some article wrote.
+    return sorted([acronym, long_form] for acronym, long_form in found)
+
+
+def _matching_tail(words: list[str], acronym: str) -> str | None:
+    """The shortest run of words ending the list whose initials spell the acronym."""
+    letters = acronym.replace("&", "")
+    for start in range(len(words) - 1, -1, -1):
+        tail = words[start:]
+        if tail[0].lower() in _SMALL:
+            continue
+        initials = _initials(tail)
+        if initials == letters:
+            return " ".join(tail)
+        if len(initials) > len(letters):
+            return None
+    return None
+
+
+def _initials(words: list[str]) -> str:
+    return "".join(w[0].upper() for w in words if w.lower() not in _SMALL and w[0].isalpha())
