@@ -1,0 +1,176 @@
+"""The bot: a commands.Bot that opens the Newsdesk engine, loads the cogs and answers every error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from pathlib import Path
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from index.desk import Newsdesk
+from index.errors import IndexNotBuilt, NewsdeskError
+from index.render import escape_markdown
+
+from .config import Config
+
+__all__ = ("NewsdeskBot", "NewsdeskTree", "EXTENSIONS", "apply_endpoints", "error_message", "reply_error",
+           "report_error", "track")
+
+_log = logging.getLogger(__name__)
+
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.info")
+GENERIC_ERROR = "Something went wrong on Newsdesk's side while doing that. It has been logged; please try again later."
+CLOSING = "Newsdesk is restarting. Please try again in a minute."
+
+
+def apply_endpoints(config: Config) -> None:
+    """Point discord.py at a Discord-compatible server (a local test double, say) when configured.
+
+    Both are process-wide class attributes; discord.py reads them when each request or connection is made.
+    """
+    if config.api_base:
+        discord.http.Route.BASE = config.api_base
+    if config.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.gateway_url)
+
+
+def error_message(error: BaseException) -> str | None:
+    """What to tell the person, or None for a bug (which gets the generic line and a logged traceback)."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, NewsdeskError):
+        return escape_markdown(str(error))     # it may quote a path or the person's own input
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"You're asking quickly: please wait {math.ceil(error.retry_after)} s before the next one."
+    if isinstance(error, app_commands.MissingPermissions):
+        needed = ", ".join(p.replace("guild", "server").replace("_", " ").title() for p in error.missing_permissions)
+        return f"Only members with the {needed} permission can do that."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command only works in a server."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You can't use this command here."
+    if isinstance(error, app_commands.TransformerError):
+        return f"That value is not valid here: {error.value!r}."
+    if isinstance(error, (app_commands.CommandNotFound, app_commands.CommandSignatureMismatch)):
+        return "This command has changed since Discord last heard of it; an admin needs to run `newsdesk sync`."
+    return None
+
+
+async def reply_error(interaction: discord.Interaction, text: str) -> None:
+    """Tell only this person, whatever state the interaction is in."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # A public "thinking…" would turn into the error for everyone to see: remove it, then follow up.
+            with contextlib.suppress(discord.HTTPException):
+                original = await interaction.original_response()
+                if original.flags.loading and not original.flags.ephemeral:
+                    await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException as e:
+        _log.warning("Could not tell user %s about an error: %s", interaction.user.id, e)
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """The one error path for commands and buttons: a known error as is, a bug logged in full."""
+    original = getattr(error, "original", error)
+    text = error_message(original)
+    if text is None:
+        what = interaction.command.qualified_name if interaction.command else (interaction.data or {}).get("custom_id")
+        _log.error("Interaction %r by user %s failed", what, interaction.user.id, exc_info=original)
+        text = GENERIC_ERROR
+    await reply_error(interaction, text)
+
+
+def track(interaction: discord.Interaction) -> None:
+    """Count the current task as in-flight work, so a shutdown lets it finish."""
+    client = interaction.client
+    if isinstance(client, NewsdeskBot):
+        client.track(asyncio.current_task())
+
+
+class NewsdeskTree(app_commands.CommandTree):
+    """A tree that tracks running commands and answers every failure ephemerally."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        bot = self.client
+        if isinstance(bot, NewsdeskBot) and bot.closing:
+            if interaction.type is not discord.InteractionType.autocomplete:
+                await reply_error(interaction, CLOSING)
+            return False
+        track(interaction)
+        return True
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+        if interaction.type is discord.InteractionType.autocomplete:
+            _log.warning("Autocomplete failed: %s", error)
+            return
+        await report_error(interaction, error)
+
+
+class NewsdeskBot(commands.Bot):
+    """Newsdesk on Discord: slash commands, a message context menu and buttons; no privileged intents."""
+
+    def __init__(self, config: Config, *, open_index: bool = True) -> None:
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False   # text only: no voice warnings
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=discord.Intents(guilds=True),
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=NewsdeskTree,
+            guild_ready_timeout=config.guild_ready_timeout,
+        )
+        self.config = config
+        self.open_index = open_index
+        self.closing = False
+        self._desk: Newsdesk | None = None
+        self._inflight: set[asyncio.Task] = set()
+
+    @property
+    def desk(self) -> Newsdesk:
+        if self._desk is None:
+            raise IndexNotBuilt("The index is not loaded.", "Start the bot with `newsdesk run`.")
+        return self._desk
+
+    async def setup_hook(self) -> None:
+        if self.open_index:
+            self._desk = desk = await Newsdesk.open(self.config.db, self.config.corpus)
+            for notice in desk.notices:
+                _log.info("%s", notice)
+            wanted = str(Path(self.config.corpus).resolve())
+            if desk.build is not None and desk.build.corpus != wanted:
+                _log.info("The database holds %s; indexing %s", desk.build.corpus, wanted)
+                await desk.rebuild()
+            _log.info("Index loaded: %s, %d passages", self._desk.build.label, self._desk.build.passages)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+
+    def track(self, task: asyncio.Task | None) -> None:
+        if task is not None:
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def close(self) -> None:
+        """Refuse new work, let in-flight commands finish (up to drain_timeout), then disconnect and close the index."""
+        self.closing = True
+        pending = {t for t in self._inflight if not t.done() and t is not asyncio.current_task()}
+        if pending:
+            _log.info("Waiting up to %.0f s for %d command(s) to finish", self.config.drain_timeout, len(pending))
+            _, late = await asyncio.wait(pending, timeout=self.config.drain_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        await super().close()
+        if self._desk is not None:
+            desk, self._desk = self._desk, None
+            await desk.close()

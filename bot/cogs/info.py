@@ -1,0 +1,46 @@
+"""/sources and /about: what is indexed and how to cite it."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from .. import layout
+from ..app import NewsdeskBot
+from ..views import SourcesView
+
+__all__ = ("InfoCog", "setup")
+
+_log = logging.getLogger(__name__)
+
+
+class InfoCog(commands.Cog):
+    """What Newsdesk knows: the articles, the index build, and how to cite."""
+
+    def __init__(self, bot: NewsdeskBot) -> None:
+        self.bot = bot
+
+    @app_commands.command()
+    async def sources(self, interaction: discord.Interaction) -> None:
+        """List the indexed news articles, a page at a time."""
+        store = self.bot.desk.store
+        per_page = self.bot.config.sources_per_page
+        total = await store.count_articles()
+        content, shown = layout.sources_page(await store.articles(0, per_page), 0, total)
+        view = SourcesView(self.bot.desk, interaction.user.id, per_page, total, shown,
+                           timeout=self.bot.config.view_timeout)
+        await interaction.response.send_message(content, view=view, ephemeral=True)
+
+    @app_commands.command()
+    async def about(self, interaction: discord.Interaction) -> None:
+        """How big the corpus is, which index build answers, and how to cite a passage."""
+        desk = self.bot.desk
+        articles = await desk.store.count_articles()
+        await interaction.response.send_message(layout.about_text(desk.build, articles), ephemeral=True)
+
+
+async def setup(bot: NewsdeskBot) -> None:
+    await bot.add_cog(InfoCog(bot))

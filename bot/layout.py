@@ -1,0 +1,229 @@
+"""Message layout: the engine's markdown (index.render) fitted into Discord's limits. Layout only, no search."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from index.quotes import Quote
+from index.render import (abstention_markdown, citation_line, source_line, escape_markdown, expansion_line, quote_markdown,
+                          result_markdown)
+
+if TYPE_CHECKING:
+    from index.build import BuildReport
+    from index.desk import Answer, Result
+    from index.store import ArticleInfo, BuildRecord, PassageRecord
+
+__all__ = (
+    "MESSAGE_LIMIT",
+    "Page",
+    "discord_length",
+    "clip",
+    "answer_page",
+    "abstention_text",
+    "not_found_text",
+    "quote_card",
+    "attribution_line",
+    "sources_page",
+    "about_text",
+    "progress_text",
+    "report_text",
+    "failure_text",
+    "option_label",
+)
+
+_log = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = 2000   # characters of content in one bot message
+LABEL_LIMIT = 80       # button label
+
+
+def discord_length(text: str) -> int:
+    """Length as Discord counts it (UTF-16 code units), so an emoji in a title cannot push us over."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Plain or escaped text cut at a word boundary with "…"; never leaves a dangling escape backslash."""
+    if discord_length(text) <= limit:
+        return text
+    cut = text[: max(limit - 2, 0)]
+    while discord_length(cut) > limit - 2:
+        cut = cut[:-1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    cut = re.sub(r"(?<!\\)(\\\\)*\\$", lambda m: m.group(0)[:-1], cut)   # an odd trailing "\" would eat "…"
+    return cut.rstrip() + " …"
+
+
+def option_label(text: str, limit: int = LABEL_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _fits(parts: Sequence[str], limit: int) -> bool:
+    return discord_length("\n\n".join(parts)) <= limit
+
+
+def _shrunk_quote(quote: Quote, render, budget: int) -> str:
+    """Render fewer of the quote's sentences, then a shorter first sentence (cut at a space, marked "…").
+
+    Every cut is a span of the verbatim text, so `quote.is_verbatim` still holds; words are never altered.
+    """
+    for n in range(len(quote.spans), 0, -1):
+        text = render(dataclasses.replace(quote, spans=quote.spans[:n]))
+        if discord_length(text) <= budget:
+            return text
+    start, end = quote.spans[0]
+    cuts = [m.start() for m in re.finditer(r"\s", quote.text[start:end])]
+    lo, hi, best = 0, len(cuts) - 1, None
+    while lo <= hi:                      # the longest prefix, ending at a space, that fits
+        mid = (lo + hi) // 2
+        text = render(dataclasses.replace(quote, spans=((start, start + cuts[mid]),)))
+        if discord_length(text) <= budget:
+            best, lo = text, mid + 1
+        else:
+            hi = mid - 1
+    return best if best is not None else clip(render(quote), budget)
+
+
+# ----------------------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class Page:
+    """One message's worth of results: the content and which results it shows (for buttons)."""
+
+    content: str
+    results: list["Result"]
+
+
+def _footer(answer: "Answer", first: int, last: int) -> str:
+    shown = f"result {first}" if first == last else f"results {first}–{last}"
+    return f"-# {answer.build.label} · {shown} · {answer.build.passages} passages indexed"
+
+
+def answer_page(answer: "Answer", offset: int, k: int, header: str | None = None,
+                limit: int = MESSAGE_LIMIT) -> Page:
+    """As many of the first k results as fit in one message, each a blockquote with its citation under it.
+
+    A result that does not fit starts the next page (More), unless it is the first: then its quote is shortened.
+    """
+    head = [h for h in (header, expansion_line(answer.search.expanded_terms)) if h]
+    blocks: list[str] = []
+    shown: list["Result"] = []
+    for result in answer.results[:k]:
+        first, last = offset + 1, offset + len(shown) + 1
+        block = result_markdown(result.record, result.quote)
+        if _fits([*head, *blocks, block, _footer(answer, first, last)], limit):
+            blocks.append(block)
+            shown.append(result)
+            continue
+        if not shown:
+            citation = citation_line(result.record)
+            budget = limit - discord_length("\n\n".join([*head, _footer(answer, first, last)])) \
+                - discord_length(citation) - 3
+            blocks.append(_shrunk_quote(result.quote, quote_markdown, budget) + "\n" + citation)
+            shown.append(result)
+        break
+    footer = _footer(answer, offset + 1, offset + max(len(shown), 1))
+    return Page(clip("\n\n".join([*head, *blocks, footer]), limit), shown)
+
+
+def abstention_text(answer: "Answer") -> str:
+    """No answer, and why; the footer still names the build that was searched."""
+    text = abstention_markdown(answer.search.question, answer.abstained or "")
+    return clip(text, MESSAGE_LIMIT - 200) + f"\n-# {answer.build.label} · {answer.build.passages} passages indexed"
+
+
+# ----------------------------------------------------------------------------------- quote cards
+
+
+def attribution_line(record: "PassageRecord") -> str:
+    """The citation's first line, with "also in N other articles" folded into it: one line under a card."""
+    line = source_line(record)
+    others = len(record.places) - 1
+    if others:
+        line += f" · also in {others} other article" + ("s" if others > 1 else "")
+    return line
+
+
+def quote_card(record: "PassageRecord", quote: Quote | None = None, limit: int = MESSAGE_LIMIT) -> str:
+    """The passage's own words as a blockquote plus one attribution line, with nothing highlighted.
+
+    The whole passage when it fits; else the sentences the answer quoted; else a shorter cut, marked "…".
+    """
+    attribution = attribution_line(record)
+    budget = limit - discord_length(attribution) - 1
+    whole = Quote.whole(record.text)
+    body = quote_markdown(whole)
+    if discord_length(body) > budget:
+        base = dataclasses.replace(quote, highlights=()) if quote is not None and quote.text == record.text else whole
+        body = _shrunk_quote(base, quote_markdown, budget)
+    return clip(body + "\n" + attribution, limit)
+
+
+def not_found_text(passage_id: str, closest: Sequence[str]) -> str:
+    wanted = option_label(passage_id.replace("`", ""), 40) or "?"
+    text = f"No such passage: `{wanted}`."
+    if closest:
+        return text + " Closest IDs: " + ", ".join(f"`{c}`" for c in closest) + "."
+    return text + " Passage IDs are the `code` at the end of each citation."
+
+
+# ----------------------------------------------------------------------------------- info
+
+
+def _article_line(number: int, article: "ArticleInfo", paragraphs: int) -> str:
+    title = escape_markdown(option_label(article.title, 150))
+    label = f"[{title}](<{article.url}>)" if article.url else f"*{title}*"
+    parts = [label] + [escape_markdown(x) for x in (article.outlet, article.published) if x]
+    parts.append(f"{paragraphs} paragraph" + ("" if paragraphs == 1 else "s"))
+    return f"{number}. " + " · ".join(parts)
+
+
+def sources_page(rows: Sequence[tuple["ArticleInfo", int]], offset: int, total: int,
+                 limit: int = MESSAGE_LIMIT) -> tuple[str, int]:
+    """The indexed articles from offset, as many as fit; returns the content and how many it lists."""
+    lines: list[str] = []
+    for i, (article, paragraphs) in enumerate(rows):
+        line = _article_line(offset + i + 1, article, paragraphs)
+        head = f"**Indexed articles** ({offset + 1}–{offset + len(lines) + 1} of {total})"
+        if lines and discord_length("\n".join([head, *lines, line])) > limit:
+            break
+        lines.append(line)
+    if not lines:
+        return "No articles are indexed yet.", 0
+    head = f"**Indexed articles** ({offset + 1}–{offset + len(lines)} of {total})"
+    return clip("\n".join([head, *lines]), limit), len(lines)
+
+
+def about_text(build: "BuildRecord", articles: int) -> str:
+    return (
+        f"**Newsdesk** answers questions from {articles} indexed articles ({build.passages} passages) "
+        "with verbatim quotes and their sources.\n"
+        f"Index: {build.label}, built in {build.seconds:.1f} s.\n"
+        "**How to cite:** every quote ends with its source and a passage ID in `code`. "
+        "Post a passage with `/cite id` or the **Cite** button under an answer. "
+        "To check a claim, right-click its message → Apps → **Find sources**."
+    )
+
+
+# ----------------------------------------------------------------------------------- /reindex
+
+
+def progress_text(stage: str, done: int, total: int, elapsed: float) -> str:
+    count = f" {done}/{total}" if total > 1 else ""
+    return f"⏳ Rebuilding the index… {escape_markdown(stage)}{count} · {elapsed:.0f} s"
+
+
+def report_text(report: "BuildReport") -> str:
+    return clip(f"✅ **Rebuild finished** in {report.seconds:.1f} s.\n" + escape_markdown(report.summary()))
+
+
+def failure_text(error: Exception, build: "BuildRecord | None") -> str:
+    still = f"The previous index ({build.label}) keeps answering." if build else "No index is loaded yet."
+    return clip(f"❌ **Rebuild failed:** {escape_markdown(str(error))}\n{still}")
