@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from index.quotes import Quote
-from index.render import (abstention_markdown, citation_line, source_line, escape_markdown, expansion_line, quote_markdown,
-                          result_markdown)
+from index.render import (abstention_markdown, citation_line, escape_markdown, expansion_line, named_line,
+                          quote_markdown, result_markdown, source_line)
 
 if TYPE_CHECKING:
     from index.build import BuildReport
@@ -112,7 +112,10 @@ def answer_page(answer: "Answer", offset: int, k: int, header: str | None = None
 
     A result that does not fit starts the next page (More), unless it is the first: then its quote is shortened.
     """
-    head = [h for h in (header, expansion_line(answer.search.expanded_terms)) if h]
+    def heading(shown_ids: set[str]) -> list[str]:
+        return [h for h in (header, named_line(answer, shown=shown_ids), expansion_line(answer.search.expanded_terms)) if h]
+
+    head = heading({r.record.id for r in answer.results[:k]})
     blocks: list[str] = []
     shown: list["Result"] = []
     for result in answer.results[:k]:
@@ -130,6 +133,7 @@ def answer_page(answer: "Answer", offset: int, k: int, header: str | None = None
             shown.append(result)
         break
     footer = _footer(answer, offset + 1, offset + max(len(shown), 1))
+    head = heading({r.record.id for r in shown})    # only the names of the passages this page shows
     return Page(clip("\n\n".join([*head, *blocks, footer]), limit), shown)
 
 

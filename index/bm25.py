@@ -152,9 +152,10 @@ class BM25Index:
         found: list[np.ndarray] = []
         count = 0
         remaining = sum(bounds)
+        reached = 0.0          # no candidate can score above the bounds of the terms processed so far
         i = 0
         while i < len(order):
-            if count >= k and remaining < _kth_largest(acc[np.concatenate(found)], k):
+            if count >= k and remaining < reached and remaining < _kth_largest(acc[np.concatenate(found)], k):
                 break
             t = order[i]
             lo, hi = self.indptr[t], self.indptr[t + 1]
@@ -165,6 +166,7 @@ class BM25Index:
                 found.append(new)
                 count += len(new)
             remaining -= bounds[i]
+            reached += bounds[i]
             i += 1
         candidates = np.concatenate(found)
         for t in order[i:]:

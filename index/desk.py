@@ -13,6 +13,7 @@ from .analysis import SentenceSplitter
 from .bm25 import BM25Index
 from .build import BuildReport, Progress, rebuild
 from .errors import IndexNotBuilt, PassageNotFound, RebuildInProgress
+from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
 from .search import Hit, Searcher, SearchResult
 from .store import BuildRecord, PassageRecord, Store, StoreCorrupt
@@ -51,6 +52,8 @@ class Answer:
     results: list[Result]
     build: BuildRecord
     seconds: float
+    focus: str | None = None              # "countries", "organisations", "people" for a list question
+    named: tuple[Named, ...] = ()         # the names of that kind standing in the quotes
 
     @property
     def abstained(self) -> str | None:
@@ -143,7 +146,9 @@ class Newsdesk:
                    select_quote(records[hit.passage_id].text, result.highlight_terms, searcher.analyzer, searcher.splitter))
             for hit in result.hits if hit.passage_id in records   # a passage gone in a swap is skipped
         ]
-        return Answer(result, results, build, time.perf_counter() - started)
+        focus = focus_of(question) if results else None
+        named = tuple(names_in_quotes(focus, ((r.record.id, r.quote.pieces) for r in results), searcher.places)) if focus else ()
+        return Answer(result, results, build, time.perf_counter() - started, focus, named)
 
     async def cite(self, passage_id: str) -> PassageRecord:
         wanted = passage_id.strip().strip("`").lower()

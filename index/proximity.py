@@ -22,20 +22,22 @@ def adjacency_bonus(index: BM25Index, docs: np.ndarray, weights: dict[int, float
     if len(weights) < 2 or not len(docs):
         return bonus
     starts = index.doc_starts[docs]
-    lengths = index.doc_starts[docs + 1] - starts
-    owner = np.repeat(np.arange(len(docs)), lengths)
-    offset_in_doc = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    tokens = index.sequence[np.repeat(starts, lengths) + offset_in_doc]
-    query_terms = np.fromiter(weights.keys(), dtype=np.int32, count=len(weights))
-    asked = np.isin(tokens, query_terms)
+    ends = index.doc_starts[docs + 1]
+    tokens = np.concatenate([index.sequence[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
+    owner = np.repeat(np.arange(len(docs)), ends - starts)
+    asked = np.zeros(len(tokens), dtype=bool)
+    for t in weights:            # a handful of terms: one pass each beats a general set lookup
+        asked |= tokens == t
     side_by_side = np.flatnonzero(asked[:-1] & asked[1:] & (owner[:-1] == owner[1:]) & (tokens[:-1] != tokens[1:]))
     if not len(side_by_side):
         return bonus
     a, b = tokens[side_by_side], tokens[side_by_side + 1]
-    pairs = np.stack([owner[side_by_side], np.minimum(a, b), np.maximum(a, b)])
-    (doc, lo, hi), tp = np.unique(pairs, axis=1, return_counts=True)
-    weight = np.array([min(weights[int(x)], weights[int(y)]) for x, y in zip(lo, hi)])
+    lo, hi = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    vocabulary_size = len(index.vocabulary)
+    keys, tp = np.unique((owner[side_by_side] * vocabulary_size + lo) * vocabulary_size + hi, return_counts=True)
+    doc, lo, hi = keys // (vocabulary_size * vocabulary_size), (keys // vocabulary_size) % vocabulary_size, keys % vocabulary_size
+    weight = np.array([min(weights[x], weights[y]) for x, y in zip(lo.tolist(), hi.tolist())])
     p = index.params
-    k = p.k1 * (1 - p.b + p.b * lengths[doc] / index.avgdl)
+    k = p.k1 * (1 - p.b + p.b * (ends - starts)[doc] / index.avgdl)
     np.add.at(bonus, doc, weight * np.minimum(index.idf[lo], index.idf[hi]) * tp * (p.k1 + 1) / (k + tp))
     return bonus

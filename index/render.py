@@ -19,6 +19,7 @@ __all__ = (
     "answer_to_dict",
     "abstention_markdown",
     "expansion_line",
+    "named_line",
     "to_terminal",
     "place_label",
 )
@@ -115,14 +116,28 @@ def abstention_markdown(question: str, reason: str, escape: bool = True) -> str:
     return f"No answer in the indexed articles for “{esc(question)}”.\n{esc(reason)}"
 
 
+def named_line(answer, escape: bool = True, shown: set[str] | None = None) -> str | None:
+    """For a list question: "Countries named in these quotes: Egypt (`id`) · UAE (`id`, `id`)".
+
+    shown limits it to the passages actually displayed (a page of a longer answer).
+    """
+    esc = escape_markdown if escape else (lambda s: s)
+    named = [(n.name, [pid for pid in n.passage_ids if shown is None or pid in shown]) for n in answer.named]
+    named = [(name, ids) for name, ids in named if ids]
+    if not named:
+        return None
+    names = " · ".join(f"**{esc(name)}** (" + ", ".join(f"`{pid}`" for pid in ids) + ")" for name, ids in named)
+    return f"{answer.focus.capitalize()} named in these quotes: {names}"
+
+
 def answer_markdown(answer, escape: bool = True) -> str:
     """The whole answer as one text: what `newsdesk ask` prints and what the bot's layout is built from."""
     if answer.abstained:
         return abstention_markdown(answer.search.question, answer.abstained, escape)
     blocks = [result_markdown(r.record, r.quote, escape) for r in answer.results]
-    header = expansion_line(answer.search.expanded_terms, escape)
+    headers = [line for line in (named_line(answer, escape), expansion_line(answer.search.expanded_terms, escape)) if line]
     footer = f"-# {answer.build.label} · {answer.build.passages} passages"
-    return "\n\n".join(([header] if header else []) + blocks + [footer])
+    return "\n\n".join(headers + blocks + [footer])
 
 
 def answer_to_dict(answer) -> dict:
@@ -135,6 +150,7 @@ def answer_to_dict(answer) -> dict:
         "query": answer.search.question,
         "expanded_terms": answer.search.expanded_terms,
         "abstained": answer.abstained,
+        "named": [{"name": n.name, "ids": list(n.passage_ids)} for n in answer.named],
         "build": answer.build.id,
         "results": [
             {

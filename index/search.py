@@ -79,6 +79,7 @@ class Searcher:
         self.analyzer = analyzer
         self.splitter = splitter
         self.settings = settings or SearchSettings()
+        self.places = [list(row) for row in places]
         self._groups = self._expansion_groups(aliases, places)
         self._groups_of_term: dict[str, list[int]] = {}
         for g, (_kind, forms) in enumerate(self._groups):
