@@ -1,11 +1,14 @@
 """Answer quality, technique by technique: hit@1 / hit@5 / MRR@10 on the seed dev set and SQuAD dev.
 
-    python -m bench.ablation [--data ../shared/data] [--seed-qa ../shared/eval/seed_qa_dev.jsonl]
+    python -m bench.ablation [--data ../shared/data] [--seed-qa ../shared/eval/seed_qa_dev.jsonl] [--grid]
 
 Each row switches one technique on top of the row before (and RM3 is tried on top of the product), so
 the table shows what each step is worth. Passages come from the product's own build of each corpus;
 the variants are assembled in memory from the same classes the product uses (Analyzer, BM25Index,
 Searcher), so nothing here re-implements ranking. An abstention counts as a miss, as in `newsdesk eval`.
+
+--grid instead compares the BM25 variants and parameters (passage text plus title and heading, no
+expansion, re-ranking or abstention): the table behind the default in index/build.py.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ OFF = SearchSettings(alias_weight=0.0, place_weight=0.0, min_coverage=0.0, proxi
 # (label, BM25 params, index titles/headings, irregular table, search settings, rm3)
 STEPS = [
     ("plain BM25 (Okapi k1=1.2 b=0.75, Snowball)", PLAIN, False, False, OFF, False),
-    ("BM25+ k1=0.9 b=0.9 (no zero-weight terms)", DEFAULT_PARAMS, False, False, OFF, False),
+    ("BM25+ k1=0.6 b=0.9 (no zero-weight terms)", DEFAULT_PARAMS, False, False, OFF, False),
     ("+ title and section heading as context", DEFAULT_PARAMS, True, False, OFF, False),
     ("+ proximity re-ranking (adjacent terms)", DEFAULT_PARAMS, True, False,
      dataclasses.replace(OFF, proximity_weight=SearchSettings.proximity_weight), False),
@@ -129,6 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--seed-qa", type=Path, default=ROOT.parent / "shared" / "eval" / "seed_qa_dev.jsonl")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--grid", action="store_true", help="compare BM25 variants and parameters instead")
     args = parser.parse_args(argv)
     squad = args.data / "squad_v1.1_dev"
     sets = {"seed dev": (ROOT / "corpus", args.seed_qa), "SQuAD dev": (squad / "corpus.jsonl", squad / "questions.jsonl")}
@@ -139,10 +143,15 @@ def main(argv=None) -> int:
             asyncio.run(built(corpus, db))
             rows = passages_of(db)
             prepared[name] = (rows, load_questions(qa), {r[0]: normalize_for_match(r[1]) for r in rows})
+    steps = STEPS
+    if args.grid:
+        steps = [(f"{m} k1={k1} b={b}", BM25Params(method=m, k1=k1, b=b, delta=1.0 if m == "plus" else 0.5),
+                  True, False, OFF, False)
+                 for m in ("okapi", "plus", "l") for k1 in (0.6, 0.9, 1.2, 1.5) for b in (0.5, 0.75, 0.9)]
     table = []
     print(f"| technique | {' | '.join(f'{n} hit@1 | hit@5' for n in sets)} | SQuAD MRR@10 | SQuAD ms/q |")
     print("|---|" + "---|" * (2 * len(sets) + 2))
-    for label, params, context, irregular, settings, rm3 in STEPS:
+    for label, params, context, irregular, settings, rm3 in steps:
         row = {"technique": label}
         cells = []
         for name, (rows, questions, texts) in prepared.items():

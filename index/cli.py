@@ -229,7 +229,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 class _ProgressBar:
-    """Build progress on stderr; called from worker threads, so it only writes whole lines under a lock."""
+    """Build progress on a terminal's stderr; called from worker threads, hence the lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -241,16 +241,12 @@ class _ProgressBar:
     def __call__(self, stage: str, done: int, total: int) -> None:
         with self._lock:
             now = time.monotonic()
-            if stage == self._stage and now - self._last < (0.1 if self._tty else 2.0) and done < total:
-                return
-            self._last, self._shown = now, True
-            if self._tty:
-                width = 30
-                filled = int(width * done / total) if total else width
-                sys.stderr.write(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  ")
-            elif stage != self._stage:
-                sys.stderr.write(f"{stage}...\n")
-            self._stage = stage
+            if not self._tty or (stage == self._stage and now - self._last < 0.1 and done < total):
+                return   # a log or a pipe gets the notices and the report, not a bar
+            self._last, self._shown, self._stage = now, True, stage
+            width = 30
+            filled = int(width * done / total) if total else width
+            sys.stderr.write(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  ")
             sys.stderr.flush()
 
     def finish(self) -> None:

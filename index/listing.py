@@ -71,7 +71,9 @@ def names_in_quotes(focus: str, quotes: Iterable[tuple[str, Sequence[str]]],
                 ids = found.setdefault(key, [])
                 if passage_id not in ids:
                     ids.append(passage_id)
-    return [Named(shown[key][1], tuple(ids)) for key, ids in found.items()]
+    # A name in far fewer quotes than the most quoted one is scenery ("east Libya"), not an answer.
+    most = max((len(ids) for ids in found.values()), default=0)
+    return [Named(shown[key][1], tuple(ids)) for key, ids in found.items() if 2 * len(ids) >= most]
 
 
 def _names(focus: str, text: str, places: Sequence[Sequence[str]]) -> Iterable[tuple[str, str, int]]:

@@ -47,7 +47,7 @@ def select_quote(text: str, terms: Iterable[str], analyzer: Analyzer, splitter: 
                  max_chars: int = QUOTE_CHARS) -> Quote:
     """The whole passage when short; otherwise the best sentences within max_chars, kept in reading order."""
     terms = frozenset(terms)
-    highlights = tuple((s, e) for s, e, word_terms in analyzer.word_spans(text) if terms.intersection(word_terms))
+    highlights = _merge_runs(text, [(s, e) for s, e, word_terms in analyzer.word_spans(text) if terms.intersection(word_terms)])
     if len(text) <= max_chars:
         return Quote(text, ((0, len(text)),), highlights)
     sentences = splitter.spans(text) or [(0, len(text))]
@@ -81,6 +81,17 @@ def select_quote(text: str, terms: Iterable[str], analyzer: Analyzer, splitter: 
     shown = tuple(chosen)
     kept = tuple(h for h in highlights if any(s <= h[0] and h[1] <= e for s, e in shown))
     return Quote(text, shown, kept)
+
+
+def _merge_runs(text: str, spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Matched words separated only by spaces become one highlight: **Petroleum Facilities Guards**."""
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged and not text[merged[-1][1]:s].strip():
+            merged[-1] = (merged[-1][0], e)
+        else:
+            merged.append((s, e))
+    return tuple(merged)
 
 
 def _clip_sentence(text: str, span: tuple[int, int], highlights, max_chars: int) -> tuple[int, int]:
