@@ -16,7 +16,6 @@ import json
 import logging
 import math
 from array import array
-from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
@@ -70,6 +69,9 @@ class BM25Index:
         self.doc_starts = doc_starts
         self.num_docs = len(doc_starts) - 1
         self.max_impacts = _segment_max(impacts, indptr)
+        # MaxScore's "a new candidate has acc == 0" needs every impact positive (BM25+ and BM25L always
+        # are; Okapi's floored idf may not be): known once here, not rescanned per query.
+        self.all_positive = bool(len(impacts) == 0 or impacts.min() > 0.0)
         self.idf = _idf(params, np.diff(indptr), self.num_docs)
         self.avgdl = float(doc_starts[-1]) / self.num_docs if self.num_docs else 0.0
 
@@ -80,37 +82,39 @@ class BM25Index:
         """Index documents given as lists of analysed tokens; document i is the i-th list."""
         params = params or BM25Params(**kwargs)  # type: ignore[arg-type]
         vocab: dict[str, int] = {}
-        setdefault = vocab.setdefault
-        term_of_posting = array("i")
-        tf_of_posting = array("i")
-        postings_per_doc = array("i")
+        known = vocab.get
         sequence = array("i")
+        lengths = array("i")
+        blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        block_start = block_docs = 0
         for tokens in token_lists:
-            ids = [setdefault(t, len(vocab)) for t in tokens]
-            counts = Counter(ids)
-            term_of_posting.extend(counts.keys())
-            tf_of_posting.extend(counts.values())
-            postings_per_doc.append(len(counts))
+            ids = list(map(known, tokens))         # a C loop; new terms are the rare case
+            if None in ids:
+                ids = [vocab.setdefault(t, len(vocab)) for t in tokens]
             sequence.extend(ids)
-        return cls._from_postings(params, list(vocab), _ints(term_of_posting), _ints(tf_of_posting),
-                                  _ints(postings_per_doc), _ints(sequence))
+            lengths.append(len(tokens))
+            if len(sequence) - block_start >= _BLOCK_TOKENS:
+                blocks.append(_count_block(sequence, lengths, block_start, block_docs))
+                block_start, block_docs = len(sequence), len(lengths)
+        blocks.append(_count_block(sequence, lengths, block_start, block_docs))
+        terms, docs, tfs = (np.concatenate(parts) for parts in zip(*blocks))
+        return cls._from_postings(params, list(vocab), terms, docs, tfs, _ints(sequence), _ints(lengths))
 
     @classmethod
-    def _from_postings(cls, params: BM25Params, vocabulary: list[str], terms: np.ndarray, tfs: np.ndarray,
-                       postings_per_doc: np.ndarray, sequence: np.ndarray) -> "BM25Index":
-        num_docs = len(postings_per_doc)
-        # A stable sort by term keeps each postings list in document order.
+    def _from_postings(cls, params: BM25Params, vocabulary: list[str], terms: np.ndarray, docs: np.ndarray,
+                       tfs: np.ndarray, sequence: np.ndarray, lengths: np.ndarray) -> "BM25Index":
+        num_docs = len(lengths)
+        # Postings arrive in document order; a stable sort by term keeps each list in document order.
         order = np.argsort(terms, kind="stable")
         df = np.bincount(terms, minlength=len(vocabulary)).astype(np.int64)
         indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
-        doc_ids = np.repeat(np.arange(num_docs, dtype=np.int32), postings_per_doc)[order]
+        doc_ids = docs[order]
         tf = tfs[order].astype(np.float64)
         del order
         doc_starts = np.zeros(num_docs + 1, dtype=np.int64)
-        np.cumsum(np.bincount(doc_ids, weights=tf, minlength=num_docs).astype(np.int64), out=doc_starts[1:])
-        lengths = np.diff(doc_starts).astype(np.float64)
-        avgdl = lengths.mean() if num_docs else 0.0
+        np.cumsum(lengths, out=doc_starts[1:])
+        avgdl = float(doc_starts[-1]) / num_docs if num_docs else 0.0
         idf = _idf(params, df, num_docs)
         relative_length = lengths / avgdl if avgdl else np.ones(num_docs)
         norm = params.k1 * (1 - params.b + params.b * relative_length)
@@ -143,7 +147,7 @@ class BM25Index:
         weights = tokens if isinstance(tokens, dict) else self.query_weights(tokens)
         if not weights or k <= 0:
             return []
-        if float(self.impacts.min(initial=1.0)) <= 0.0:
+        if not self.all_positive:
             return self._top_k_exhaustive(weights, k)
         # Highest possible contribution first: rare terms find the candidates, common terms refine them.
         order = sorted(weights, key=lambda t: -weights[t] * self.max_impacts[t])
@@ -243,6 +247,19 @@ class BM25Index:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.indptr, self.doc_ids, self.impacts, self.constants, self.sequence,
                                        self.doc_starts, self.max_impacts, self.idf))
+
+
+# Term frequencies are counted a block of documents at a time, which bounds the temporary arrays.
+_BLOCK_TOKENS = 4_000_000
+
+
+def _count_block(sequence: array, lengths: array, token_start: int, doc_start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(term, doc, tf) of every distinct term in each document of one block, in document order."""
+    terms = _ints(sequence)[token_start:].astype(np.int64)
+    block_lengths = _ints(lengths)[doc_start:]
+    docs = np.repeat(np.arange(doc_start, doc_start + len(block_lengths), dtype=np.int64), block_lengths)
+    keys, tf = np.unique((docs << 32) | terms, return_counts=True)
+    return (keys & 0xFFFFFFFF).astype(np.int32), (keys >> 32).astype(np.int32), tf.astype(np.int32)
 
 
 def _ints(values: array) -> np.ndarray:

@@ -6,7 +6,10 @@ import asyncio
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,12 +22,15 @@ from .passages import Passage, assign_ids, make_passages
 from .store import Store, Writer
 from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
 
-__all__ = ("BuildReport", "Counts", "rebuild", "Progress", "DEFAULT_PARAMS")
+__all__ = ("BuildReport", "Counts", "rebuild", "Progress", "DEFAULT_PARAMS", "INDEX_FORMAT", "index_format")
 
 _log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called from worker threads, so it must only record, not render."""
+
+# Bump when the compiled index's blobs change shape: an older one is then rebuilt, not misread.
+INDEX_FORMAT = 2
 
 # Chosen by measurement on both eval sets (see README, "Choosing the scoring").
 DEFAULT_PARAMS = BM25Params(method="plus", k1=0.6, b=0.9, delta=1.0)
@@ -99,18 +105,16 @@ async def rebuild(store: Store, corpus: Path, progress: Progress | None = None,
         problems += parse_problems
         before_signatures = await writer.article_signatures()
         before_positions = await writer.occurrence_keys([f.relative for f in changed] + gone)
-        known = await writer.known_passages()
+        known = await writer.passage_ids_by_key()
         blobs = await store.index_blobs()
-        splitter = (SentenceSplitter.from_json(blobs["sentences"].decode()) if "sentences" in blobs and not fresh
+        current = not fresh and index_format(blobs) == INDEX_FORMAT
+        splitter = (SentenceSplitter.from_json(blobs["sentences"].decode()) if current
                     else await asyncio.to_thread(SentenceSplitter.train, (p.text for a in articles for p in a.paragraphs)))
         passages = await asyncio.to_thread(make_passages, articles, splitter)
-        analyzer = make_analyzer(vocabulary)
-        if fresh:
-            known = {key: (pid, "") for key, (pid, _tokens) in known.items()}
         await writer.delete_files([f.relative for f in changed] + gone)
         await _write_articles(writer, articles, {f.relative: f.digest for f in changed})
-        new_rows = await asyncio.to_thread(_analyse_new, passages, known, analyzer, report)
-        await writer.update_tokens((tokens, key) for key, (_pid, tokens) in new_rows.refreshed.items())
+        new_rows = await asyncio.to_thread(_analyse, passages, known, vocabulary, fresh, report)
+        await writer.update_tokens((tokens, key) for key, tokens in new_rows.refreshed.items())
         await writer.insert_passages(new_rows.inserted)
         await writer.insert_occurrences(
             (o.source, o.paragraph, o.part, new_rows.ids[p.key], o.section) for p in passages for o in p.occurrences)
@@ -118,9 +122,11 @@ async def rebuild(store: Store, corpus: Path, progress: Progress | None = None,
         article_count, passage_count = await writer.counts()
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
-        report("compiling", 0, passage_count)
-        index_blobs = await _compile(writer, splitter, vocabulary, params)
-        await writer.replace_index(index_blobs)
+        if current and not changed and not gone:
+            _log.info("Nothing changed: the compiled index is kept")
+        else:
+            report("compiling", 0, passage_count)
+            await writer.replace_index(await _compile(writer, splitter, vocabulary, params))
         after_signatures = {a.source: _signature(a) for a in articles}
         article_changes = _article_changes(before_signatures, after_signatures, [f.relative for f in changed] + gone)
         after_keys = {(o.source, o.paragraph, o.part): p.key for p in passages for o in p.occurrences}
@@ -156,25 +162,67 @@ def _parse_all(files, report: Progress) -> tuple[list[Article], list[Problem]]:
 class _Analysed:
     ids: dict[str, str]                     # key -> passage id, for every passage of the changed files
     inserted: list[tuple[str, str, str, str]]
-    refreshed: dict[str, tuple[str, str]]   # stored passages whose tokens were recomputed
+    refreshed: dict[str, str]               # key -> tokens: stored passages whose analysis changed
 
 
-def _analyse_new(passages: list[Passage], known: dict[str, tuple[str, str]], analyzer: Analyzer,
-                 report: Progress) -> _Analysed:
-    new_ids = assign_ids((p.key for p in passages), known, {pid for pid, _ in known.values()})
-    ids = {p.key: known[p.key][0] if p.key in known else new_ids[p.key] for p in passages}
-    inserted, refreshed = [], {}
-    for i, passage in enumerate(passages):
-        if passage.key in known and known[passage.key][1]:
-            continue
-        tokens = " ".join(analyzer.tokenize(passage.text))
-        if passage.key in known:
-            refreshed[passage.key] = (ids[passage.key], tokens)
-        else:
-            inserted.append((ids[passage.key], passage.key, passage.text, tokens))
-        if i % 2000 == 0:
-            report("analysing", i, len(passages))
+def _analyse(passages: list[Passage], known: dict[str, str], vocabulary: Vocabulary, fresh: bool,
+             report: Progress) -> _Analysed:
+    """Tokens for the passages not stored yet (and for all of them when the analysis itself changed)."""
+    new_ids = assign_ids((p.key for p in passages), known, set(known.values()))
+    ids = {p.key: known.get(p.key) or new_ids[p.key] for p in passages}
+    todo = [p for p in passages if fresh or p.key not in known]
+    report("analysing", 0, len(todo))
+    tokens = _tokenize_all([p.text for p in todo], vocabulary, report)
+    inserted = [(ids[p.key], p.key, p.text, t) for p, t in zip(todo, tokens) if p.key not in known]
+    refreshed = {p.key: t for p, t in zip(todo, tokens) if p.key in known}
     return _Analysed(ids, inserted, refreshed)
+
+
+# Below this many texts a second process costs more than it saves.
+PARALLEL_FROM = 20_000
+
+
+def _tokenize_all(texts: list[str], vocabulary: Vocabulary, report: Progress) -> list[str]:
+    """Each text's terms, space-joined as stored; spread over the CPU cores for a large corpus."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(texts) < PARALLEL_FROM or workers < 2:
+        analyzer = make_analyzer(vocabulary)
+        out = []
+        for i, text in enumerate(texts):
+            out.append(" ".join(analyzer.tokenize(text)))
+            if i % 5000 == 0:
+                report("analysing", i, len(texts))
+        return out
+    chunk = 2000
+    pieces = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
+    out = []
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(vocabulary.term_map(),)) as pool:
+        for done, tokens in enumerate(pool.map(_tokenize_chunk, pieces), start=1):
+            out += tokens
+            report("analysing", min(done * chunk, len(texts)), len(texts))
+    return out
+
+
+_worker_analyzer: Analyzer | None = None
+
+
+def _start_worker(term_map: dict[str, str]) -> None:
+    global _worker_analyzer
+    _worker_analyzer = Analyzer(term_map)
+
+
+def _tokenize_chunk(texts: list[str]) -> list[str]:
+    return [" ".join(_worker_analyzer.tokenize(text)) for text in texts]
+
+
+def index_format(blobs: dict[str, bytes]) -> int | None:
+    """The format a stored compiled index was written in (None for one from before formats were kept)."""
+    try:
+        return int(blobs["format"])
+    except (KeyError, ValueError):
+        return None
 
 
 async def _write_articles(writer: Writer, articles: list[Article], digests: dict[str, str]) -> None:
@@ -205,6 +253,7 @@ async def _compile(writer: Writer, splitter: SentenceSplitter, vocabulary: Vocab
     del rows
     aliases = await asyncio.to_thread(mine_aliases, await _texts(writer), vocabulary)
     blobs = index.to_arrays()
+    blobs["format"] = str(INDEX_FORMAT).encode()
     blobs["passage_ids"] = "\n".join(ids).encode()
     blobs["sentences"] = splitter.to_json().encode()
     blobs["aliases"] = json.dumps(aliases).encode()

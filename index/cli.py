@@ -183,7 +183,7 @@ def _build(args: argparse.Namespace) -> int:
     async def go() -> int:
         db, corpus = _resolve(args)
         progress = _ProgressBar()
-        desk = await Newsdesk.open(db, corpus, progress=progress)
+        desk = await Newsdesk.open(db, corpus, load=False)
         async with desk:
             for notice in desk.notices:
                 print(notice, file=sys.stderr)

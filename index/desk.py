@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .analysis import SentenceSplitter
 from .bm25 import BM25Index
-from .build import BuildReport, Progress, rebuild
+from .build import INDEX_FORMAT, BuildReport, Progress, index_format, rebuild
 from .errors import IndexNotBuilt, PassageNotFound, RebuildInProgress
 from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
@@ -73,8 +73,11 @@ class Newsdesk:
 
     @classmethod
     async def open(cls, db: Path | str, corpus: Path | str | None = None, progress: Progress | None = None,
-                   build_if_missing: bool = True) -> "Newsdesk":
-        """Load the stored index; build it first if there is none, or if the database was damaged."""
+                   build_if_missing: bool = True, load: bool = True) -> "Newsdesk":
+        """Load the stored index; build it first if there is none, or if the database was damaged.
+
+        load=False only opens the database (for a caller about to rebuild anyway).
+        """
         db, corpus = Path(db), Path(corpus) if corpus else default_corpus()
         notices = []
         try:
@@ -88,16 +91,18 @@ class Newsdesk:
             store = await Store(db).open()
         desk = cls(store, corpus)
         desk.notices = notices
+        if not load:
+            return desk
         try:
-            if await store.current_build() is None:
+            try:
+                await desk.reload()
+            except IndexNotBuilt as e:
                 if not build_if_missing:
-                    raise IndexNotBuilt("There is no index yet.", "Run: newsdesk index build")
+                    raise
                 if not notices:
-                    desk.notices.append(f"No index yet: building it from {corpus}.")
+                    desk.notices.append(f"{e.message} Building it from {corpus}.")
                 report = await desk.rebuild(progress)
                 desk.notices += [f"Skipped {p}" if p.skipped else f"Warning: {p}" for p in report.problems]
-            else:
-                await desk.reload()
         except BaseException:
             await store.close()
             raise
@@ -118,6 +123,8 @@ class Newsdesk:
         if build is None:
             raise IndexNotBuilt("There is no index yet.", "Run: newsdesk index build")
         blobs = await self.store.index_blobs()
+        if index_format(blobs) != INDEX_FORMAT:
+            raise IndexNotBuilt("The stored index was made by another version of Newsdesk.", "Run: newsdesk index build")
         self.searcher = await asyncio.to_thread(_searcher_from, blobs)
         self.build = build
 

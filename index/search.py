@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -75,7 +76,6 @@ class Searcher:
                  places: Sequence[Sequence[str]] = (), settings: SearchSettings | None = None) -> None:
         self.index = index
         self.passage_ids = list(passage_ids)
-        self.doc_of = {pid: i for i, pid in enumerate(self.passage_ids)}
         self.analyzer = analyzer
         self.splitter = splitter
         self.settings = settings or SearchSettings()
@@ -87,6 +87,11 @@ class Searcher:
                 for t in terms:
                     self._groups_of_term.setdefault(t, []).append(g)
         self._co_occurs: dict[tuple[str, ...], bool] = {}
+
+    @cached_property
+    def doc_of(self) -> dict[str, int]:
+        """Passage ID -> document number; only a search within one article needs it, so it is built late."""
+        return {pid: i for i, pid in enumerate(self.passage_ids)}
 
     def _expansion_groups(self, aliases, places) -> list[tuple[str, list[tuple[str, tuple[str, ...]]]]]:
         """(kind, [(surface form, terms)]) for groups whose forms are searchable in this index."""

@@ -307,10 +307,10 @@ class Writer:
                     result[(source, paragraph, part)] = key
         return result
 
-    async def known_passages(self) -> dict[str, tuple[str, str]]:
-        """key -> (id, tokens) for every stored passage."""
-        async with self.db.execute("SELECT key, id, tokens FROM passages") as cursor:
-            return {key: (pid, tokens) async for key, pid, tokens in cursor}
+    async def passage_ids_by_key(self) -> dict[str, str]:
+        """key -> id for every stored passage."""
+        async with self.db.execute("SELECT key, id FROM passages") as cursor:
+            return dict(await cursor.fetchall())
 
     async def delete_files(self, files: Iterable[str]) -> None:
         for chunk in _chunks(list(files), 500):
@@ -351,7 +351,7 @@ class Writer:
                ORDER BY p.id, {_PRIMARY_FIRST}"""
         ) as cursor:
             rows, last = [], None
-            async for row in cursor:
+            for row in await cursor.fetchall():    # one hop to the database thread, not one per row
                 if row[0] != last:
                     rows.append(row)
                     last = row[0]

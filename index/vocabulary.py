@@ -55,8 +55,7 @@ def analyzer_fingerprint(vocabulary: Vocabulary, params: BM25Params) -> str:
     return f"{vocabulary.fingerprint()}:{params.method}:{params.k1}:{params.b}:{params.delta}:{params.epsilon}"
 
 
-_ACRONYM_AFTER = re.compile(r"((?:[A-Z][\w'’.-]*\s+(?:(?:of|the|and|for|de|al)\s+)*){1,8})\(\s*([A-Z][A-Z&]{1,7})\s*\)")
-_ACRONYM_BEFORE = re.compile(r"\b([A-Z][A-Z&]{1,7})\s*\(\s*([A-Z][^()]{3,80}?)\s*\)")
+_PARENTHESISED = re.compile(r"\(\s*([A-Z][A-Z&]{1,7})\s*\)|\b([A-Z][A-Z&]{1,7})\s*\(\s*([A-Z][^()]{3,80}?)\s*\)")
 _SMALL = {"of", "the", "and", "for", "de", "al", "&"}
 
 
@@ -68,15 +67,18 @@ def mine_aliases(texts: Iterable[str], vocabulary: Vocabulary | None = None) -> 
     """
     found: set[tuple[str, str]] = set()
     for text in texts:
-        for m in _ACRONYM_AFTER.finditer(text):
-            long_form = _matching_tail(m.group(1).split(), m.group(2))
+        if "(" not in text:
+            continue
+        for m in _PARENTHESISED.finditer(text):
+            if m.group(1):      # Long Form (ACR): look back over the words before the parenthesis
+                acronym = m.group(1)
+                before = re.findall(r"[\w'’.&-]+", text[max(0, m.start() - 120):m.start()])
+                long_form = _matching_tail(before[-10:], acronym)
+            else:               # ACR (Long Form)
+                acronym, words = m.group(2), m.group(3).split()
+                long_form = " ".join(words) if _initials(words) == acronym.replace("&", "") else None
             if long_form:
-                found.add((m.group(2), long_form))
-        for m in _ACRONYM_BEFORE.finditer(text):
-            words = m.group(2).split()
-            if _initials(words) == m.group(1).replace("&", ""):
-                long_form = " ".join(words)
-                found.add((m.group(1), long_form))
+                found.add((acronym, long_form))
     # Every spelling is kept ("Guard" and "Guards"): each is what some article wrote.
     return sorted([acronym, long_form] for acronym, long_form in found)
 
