@@ -17,12 +17,13 @@ from typing import Callable
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index, BM25Params
 from .corpus import Article, Problem, parse_file, scan_corpus
-from .errors import CorpusError
+from .errors import BuildFailed, CorpusError, NewsdeskError
 from .passages import Passage, assign_ids, make_passages
 from .store import Store, Writer
 from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
 
-__all__ = ("BuildReport", "Counts", "rebuild", "Progress", "DEFAULT_PARAMS", "INDEX_FORMAT", "index_format")
+__all__ = ("BuildReport", "Counts", "rebuild", "Progress", "DEFAULT_PARAMS", "INDEX_FORMAT", "index_format",
+           "problem_line")
 
 _log = logging.getLogger(__name__)
 
@@ -76,13 +77,28 @@ class BuildReport:
             f"Passages: {p.added} added, {p.changed} changed, {p.removed} removed.",
             f"Files: {self.files_read} read, {self.files_unchanged} unchanged.",
         ]
-        lines += [f"Skipped: {problem}" if problem.skipped else f"Warning: {problem}" for problem in self.problems]
+        lines += [problem_line(problem) for problem in self.problems]
         return "\n".join(lines)
 
 
 async def rebuild(store: Store, corpus: Path, progress: Progress | None = None,
                   params: BM25Params = DEFAULT_PARAMS) -> BuildReport:
-    """Bring the index up to date with the corpus folder; only changed files are read and analysed."""
+    """Bring the index up to date with the corpus folder; only changed files are read and analysed.
+
+    Any failure leaves the stored index as it was (the transaction rolls back); one that is not a
+    NewsdeskError already is reported as a BuildFailed that says so, with the cause chained.
+    """
+    try:
+        return await _rebuild(store, corpus, progress, params)
+    except (NewsdeskError, asyncio.CancelledError):
+        raise
+    except Exception as e:
+        _log.exception("Rebuild of %s failed", corpus)
+        raise BuildFailed(f"The rebuild failed ({type(e).__name__}: {e}).",
+                          "The previous index is unchanged and still answering.") from e
+
+
+async def _rebuild(store: Store, corpus: Path, progress: Progress | None, params: BM25Params) -> BuildReport:
     started = time.perf_counter()
     report = _noop if progress is None else progress
     corpus = Path(corpus)
@@ -141,6 +157,10 @@ async def rebuild(store: Store, corpus: Path, progress: Progress | None = None,
         _log.warning("%s", problem)
     report("done", 1, 1)
     return result
+
+
+def problem_line(problem: Problem) -> str:
+    return f"Skipped: {problem}" if problem.skipped else f"Warning: {problem}"
 
 
 def _noop(stage: str, done: int, total: int) -> None:

@@ -136,7 +136,11 @@ async def _open(args: argparse.Namespace):
         print(notice, file=sys.stderr)
     if args.corpus and desk.build and Path(desk.build.corpus) != corpus:
         print(f"The database holds {desk.build.corpus}; indexing {corpus}.", file=sys.stderr)
-        report = await desk.rebuild(progress, corpus)
+        try:
+            report = await desk.rebuild(progress, corpus)
+        except BaseException:
+            await desk.close()
+            raise
         progress.finish()
         print(report.summary(), file=sys.stderr)
     return desk

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .analysis import SentenceSplitter
 from .bm25 import BM25Index
-from .build import INDEX_FORMAT, BuildReport, Progress, index_format, rebuild
+from .build import INDEX_FORMAT, BuildReport, Progress, index_format, problem_line, rebuild
 from .errors import IndexNotBuilt, PassageNotFound, RebuildInProgress
 from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
@@ -102,7 +102,7 @@ class Newsdesk:
                 if not notices:
                     desk.notices.append(f"{e.message} Building it from {corpus}.")
                 report = await desk.rebuild(progress)
-                desk.notices += [f"Skipped {p}" if p.skipped else f"Warning: {p}" for p in report.problems]
+                desk.notices += [problem_line(p) for p in report.problems]
         except BaseException:
             await store.close()
             raise

@@ -9,6 +9,7 @@ __all__ = (
     "QueryError",
     "PassageNotFound",
     "RebuildInProgress",
+    "BuildFailed",
 )
 
 
@@ -45,3 +46,7 @@ class PassageNotFound(NewsdeskError):
 
 class RebuildInProgress(NewsdeskError):
     """A rebuild was asked for while another one is running."""
+
+
+class BuildFailed(NewsdeskError):
+    """A rebuild stopped for a reason other than the corpus; the previous index is untouched."""

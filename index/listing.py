@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 __all__ = ("Named", "focus_of", "names_in_quotes")
@@ -101,16 +102,23 @@ def _names(focus: str, text: str, places: Sequence[Sequence[str]]) -> Iterable[t
 
 
 def _countries(text: str, places: Sequence[Sequence[str]]) -> Iterable[tuple[str, str, int]]:
-    hits = []
+    pattern, where = _place_pattern(tuple(tuple(row) for row in places))
+    for m in pattern.finditer(text):
+        country, rank = where[m.group(1)]
+        yield m.group(1), country, rank
+
+
+@lru_cache(maxsize=4)
+def _place_pattern(places: tuple[tuple[str, ...], ...]) -> tuple[re.Pattern, dict[str, tuple[str, int]]]:
+    """One regex for every form of every country, longest first ("United Arab Emirates" before "Arab"),
+    and where each form comes from: (country, rank in its row; a country's name ranks before its demonym).
+
+    "Libya Observer" is an outlet, not Libya: a form followed by a capitalised word is skipped.
+    """
+    where: dict[str, tuple[str, int]] = {}
     for row in places:
         for rank, form in enumerate(row):
-            # "Libya Observer" is an outlet, not Libya: a form followed by a capitalised word is skipped.
-            for m in re.finditer(rf"(?<![\w-]){re.escape(form)}(?![\w-])(?!\s+[A-Z])", text):
-                hits.append((m.start(), m.end(), form, row[0], rank))
-    taken: list[tuple[int, int]] = []
-    # The longest form at a place wins: "United Arab Emirates", not "Arab".
-    for start, end, form, country, rank in sorted(hits, key=lambda h: (h[0], -(h[1] - h[0]))):
-        if any(s < end and start < e for s, e in taken):
-            continue
-        taken.append((start, end))
-        yield form, country, rank
+            where.setdefault(form, (row[0], rank))
+    forms = sorted(where, key=len, reverse=True)
+    alternation = "|".join(re.escape(form) for form in forms) or "(?!)"
+    return re.compile(rf"(?<![\w-])({alternation})(?![\w-])(?!\s+[A-Z])"), where

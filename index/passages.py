@@ -62,11 +62,15 @@ def make_passages(articles: Iterable[Article], splitter: SentenceSplitter) -> li
 
 
 def _pieces(text: str, splitter: SentenceSplitter) -> list[str]:
+    """Sentence-aligned pieces of at most MAX_PASSAGE_CHARS; a longer sentence is cut between words."""
     if len(text) <= MAX_PASSAGE_CHARS:
         return [text]
+    spans: list[tuple[int, int]] = []
+    for s, e in splitter.spans(text):
+        spans += _word_cuts(text, s, e) if e - s > MAX_PASSAGE_CHARS else [(s, e)]
     pieces: list[str] = []
     start = end = None
-    for s, e in splitter.spans(text):
+    for s, e in spans:
         if start is None:
             start, end = s, e
         elif e - start <= MAX_PASSAGE_CHARS:
@@ -77,6 +81,16 @@ def _pieces(text: str, splitter: SentenceSplitter) -> list[str]:
     if start is not None:
         pieces.append(text[start:end])
     return pieces
+
+
+def _word_cuts(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    cuts = []
+    while end - start > MAX_PASSAGE_CHARS:
+        space = text.rfind(" ", start, start + MAX_PASSAGE_CHARS)
+        stop = space if space > start else start + MAX_PASSAGE_CHARS
+        cuts.append((start, stop))
+        start = stop + 1 if space > start else stop
+    return cuts + [(start, end)]
 
 
 def assign_ids(keys: Iterable[str], known: dict[str, str], taken: set[str]) -> dict[str, str]:

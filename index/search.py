@@ -134,7 +134,7 @@ class Searcher:
             result.abstained = "No passage in that article contains the question's words."
             return result
         matched = self._matched_terms([doc for doc, _ in ranked], weights)
-        coverage, satisfied = self._coverage(question, terms, expansions, matched[0])
+        coverage, satisfied = self._coverage(terms, expansions, matched[0])
         # One matched word carrying little of the question ("capital" in "the capital of Peru") is not an
         # answer; two or more matched words are, whatever the share (long questions match partly).
         if satisfied < 2 and coverage < self.settings.min_coverage:
@@ -221,15 +221,13 @@ class Searcher:
                 found[i].add(term)
         return [frozenset(f) for f in found]
 
-    def _coverage(self, question: str, terms: tuple[str, ...], expansions: list[Expansion],
+    def _coverage(self, terms: tuple[str, ...], expansions: list[Expansion],
                   matched: frozenset[str]) -> tuple[float, int]:
         """Share of the question's idf mass the passage covers, and how many question terms it satisfies;
         an expansion stands in for its trigger terms.
 
-        A word the corpus never uses says little when it is an ordinary word (a typo, "flying" where the
-        articles say "flights") and a lot when it is a name: "the capital of Peru" asks about something
-        these articles do not cover. So unknown capitalised words weigh as much as the rarest term, and
-        unknown ordinary words are left out.
+        A word the corpus never uses weighs as much as the rarest term: "the capital of Peru" or "the
+        boiling point of water" ask about something these articles do not cover.
         """
         n = self.index.num_docs
         satisfied = set(matched)
@@ -239,23 +237,16 @@ class Searcher:
         total = got = 0.0
         count = 0
         for term in set(terms):
-            df = self.index.document_frequency(term)
-            if df:
-                idf = math.log((n + 1) / df)
-                total += idf
-                if term in satisfied:
-                    got += idf
-                    count += 1
-        total += math.log(n + 1) * len(self._unknown_names(question))
+            idf = math.log((n + 1) / max(self.index.document_frequency(term), 1))
+            total += idf
+            if term in satisfied:
+                got += idf
+                count += 1
         return (got / total if total else 0.0), count
 
     def _matched_words(self, question: str, matched: frozenset[str]) -> str:
         words = [question[s:e] for s, e, word_terms in self.analyzer.word_spans(question) if matched & set(word_terms)]
         return ", ".join(dict.fromkeys(words)) or "nothing"
-
-    def _unknown_names(self, question: str) -> set[str]:
-        return {question[s:e] for s, e, word_terms in self.analyzer.word_spans(question)
-                if word_terms and question[s].isupper() and not any(t in self.index.term_ids for t in word_terms)}
 
 
 def _dedupe(expansions: list[Expansion]) -> list[Expansion]:

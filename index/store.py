@@ -381,9 +381,13 @@ class Writer:
 
 async def _connect(path: Path) -> aiosqlite.Connection:
     db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute("PRAGMA journal_mode = WAL")
-    await db.execute("PRAGMA busy_timeout = 60000")
-    await db.execute("PRAGMA foreign_keys = ON")
+    try:
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA busy_timeout = 60000")
+        await db.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        await db.close()    # its thread would otherwise keep the process alive
+        raise
     return db
 
 
