@@ -1,0 +1,216 @@
+"""index.bm25: rank-bm25's exact scores from an inverted index, and a top-k that never misses a document."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from rank_bm25 import BM25L, BM25Okapi, BM25Plus
+
+from index.analysis import Analyzer
+from index.bm25 import BM25Index, BM25Params
+from index.build import DEFAULT_PARAMS
+from index.corpus import parse_file, scan_corpus
+
+try:
+    from tests.conftest import SHIPPED_CORPUS
+except ImportError:  # tests/ itself on sys.path
+    from conftest import SHIPPED_CORPUS
+
+REFERENCE = {"okapi": BM25Okapi, "l": BM25L, "plus": BM25Plus}
+TOLERANCE = 1e-6
+
+
+def reference(method: str, docs: list[list[str]], k1: float, b: float, delta: float, epsilon: float):
+    if method == "okapi":
+        return BM25Okapi(docs, k1=k1, b=b, epsilon=epsilon)
+    return REFERENCE[method](docs, k1=k1, b=b, delta=delta)
+
+
+def random_corpus(rng: random.Random, num_docs: int, vocabulary: int, skew: float = 1.0) -> list[list[str]]:
+    """Documents of Zipf-ish words: a few very common terms, a long tail of rare ones."""
+    words = [f"w{i}" for i in range(vocabulary)]
+    weights = [1.0 / (rank + 1) ** skew for rank in range(vocabulary)]
+    return [rng.choices(words, weights, k=rng.randint(1, 40)) for _ in range(num_docs)]
+
+
+def random_query(rng: random.Random, docs: list[list[str]]) -> list[str]:
+    known = sorted({t for d in docs for t in d})
+    query = rng.sample(known, k=min(len(known), rng.randint(1, 5)))
+    query += rng.choices(query, k=rng.randint(0, 2))                   # repeated tokens count again
+    query += [f"unknown{rng.randint(0, 9)}" for _ in range(rng.randint(0, 2))]
+    rng.shuffle(query)
+    return query
+
+
+def expected_top_k(index: BM25Index, tokens, k: int) -> list[tuple[int, float]]:
+    """Exhaustive: every document containing a query term, by score desc, then document number."""
+    weights = tokens if isinstance(tokens, dict) else index.query_weights(tokens)
+    scores = index.scores(weights)
+    matching = {int(d) for t in weights for d in index.doc_ids[index.indptr[t]:index.indptr[t + 1]]}
+    return sorted(((d, float(scores[d])) for d in matching), key=lambda pair: (-pair[1], pair[0]))[:k]
+
+
+def assert_same_ranking(got, want) -> None:
+    assert [doc for doc, _ in got] == [doc for doc, _ in want]
+    assert np.allclose([s for _, s in got], [s for _, s in want], rtol=0, atol=1e-9)
+
+
+# -- parity with rank-bm25 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["okapi", "l", "plus"])
+@pytest.mark.parametrize("seed", range(6))
+def test_scores_equal_rank_bm25_on_random_corpora(method, seed):
+    rng = random.Random(f"{method}-{seed}")
+    docs = random_corpus(rng, num_docs=rng.randint(2, 120), vocabulary=rng.randint(3, 200))
+    k1, b = rng.choice([0.5, 1.2, 1.5, 2.0]), rng.choice([0.0, 0.3, 0.75, 1.0])
+    delta, epsilon = rng.choice([0.5, 1.0, 1.5]), rng.choice([0.0, 0.25, 0.5])
+    ours = BM25Index.build(docs, BM25Params(method, k1=k1, b=b, delta=delta, epsilon=epsilon))
+    theirs = reference(method, docs, k1, b, delta, epsilon)
+    for _ in range(15):
+        query = random_query(rng, docs)
+        assert np.allclose(ours.scores(query), theirs.get_scores(query), rtol=0, atol=TOLERANCE), query
+
+
+@pytest.fixture(scope="module")
+def seed_tokens() -> list[list[str]]:
+    files, _ = scan_corpus(SHIPPED_CORPUS)
+    analyzer = Analyzer()
+    return [analyzer.tokenize(p.text) for f in files for a in parse_file(f)[0] for p in a.paragraphs]
+
+
+@pytest.mark.parametrize("method", ["okapi", "l", "plus"])
+def test_scores_equal_rank_bm25_on_the_seed_corpus(seed_tokens, method):
+    params = BM25Params(method, k1=1.5, b=0.75, delta=1.0 if method == "plus" else 0.5, epsilon=0.25)
+    ours = BM25Index.build(seed_tokens, params)
+    theirs = reference(method, seed_tokens, params.k1, params.b, params.delta, params.epsilon)
+    analyzer = Analyzer()
+    for question in ["who bombed the PFG forces in Ras Lanuf", "Haftar Haftar Egypt", "Russia air base Mediterranean",
+                     "Egyptian army borders Libyan-Sudanese", "Libya", "zebra crossing"]:
+        query = analyzer.tokenize(question)
+        assert np.allclose(ours.scores(query), theirs.get_scores(query), rtol=0, atol=TOLERANCE), question
+
+
+def test_defaults_are_bm25_plus():
+    """BM25+ gives every matching term a positive weight; the tests below hold it to that."""
+    assert BM25Params().method == DEFAULT_PARAMS.method == "plus"
+    assert DEFAULT_PARAMS.delta > 0
+
+
+# -- the rank-bm25 defect the defaults avoid -------------------------------------------------------
+
+
+def test_term_in_half_the_documents_still_counts():
+    """BM25Okapi's idf is exactly 0 for a term in half the documents: matching it earns nothing."""
+    docs = [["oil", "port"], ["oil", "tanker"], ["desert"], ["border"]]
+    okapi = BM25Okapi(docs)
+    assert okapi.get_scores(["oil"]).tolist() == [0.0, 0.0, 0.0, 0.0]
+    ours = BM25Index.build(docs, DEFAULT_PARAMS)
+    scores = ours.scores(["oil"])
+    assert scores[0] > scores[2] and scores[1] > scores[3]
+    assert [hit.doc for hit in ours.top_k(["oil"], 10)] == [0, 1]
+
+
+def test_term_in_every_document_keeps_a_positive_weight():
+    """When most terms are common, BM25Okapi's floor (epsilon x mean idf) is negative: matching costs score."""
+    docs = [["libya", "haftar", "egypt"], ["libya", "haftar"], ["libya", "egypt"], ["libya", "haftar", "egypt", "oil"]]
+    okapi = BM25Okapi(docs)
+    assert okapi.idf["libya"] < 0
+    assert (okapi.get_scores(["libya"]) < 0).all()
+    ours = BM25Index.build(docs, DEFAULT_PARAMS)
+    assert ours.term_weight("libya") > 0
+    assert (ours.scores(["libya"]) > 0).all()
+    # One more matching word always raises a score.
+    assert (ours.scores(["oil", "libya"]) > ours.scores(["oil"])).all()
+    assert [hit.doc for hit in ours.top_k(["libya", "oil"], 1)] == [3]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_default_weights_are_positive_for_every_term(seed):
+    rng = random.Random(seed)
+    docs = random_corpus(rng, num_docs=rng.randint(1, 60), vocabulary=rng.randint(2, 30), skew=2.0)
+    docs.append([t for d in docs for t in set(d)])    # a document holding every term
+    index = BM25Index.build(docs, DEFAULT_PARAMS)
+    assert (index.impacts > 0).all()
+    assert all(index.term_weight(term) > 0 for term in index.vocabulary)
+
+
+# -- top-k ----------------------------------------------------------------------------------------
+
+
+def test_top_k_breaks_ties_by_document_number():
+    docs = [["zeta", "pad"], ["alpha", "beta"], ["alpha", "beta"], ["gamma", "pad"], ["alpha", "beta"], ["beta", "alpha"]]
+    index = BM25Index.build(docs)
+    hits = index.top_k(["alpha"], 10)
+    assert [hit.doc for hit in hits] == [1, 2, 4, 5]
+    assert len({hit.score for hit in hits}) == 1
+    assert [hit.doc for hit in index.top_k(["alpha"], 2)] == [1, 2]
+
+
+def test_top_k_orders_by_score_then_document():
+    docs = [["oil"], ["oil", "oil", "port"], ["port"], ["oil", "port"], ["oil", "oil", "port"]]
+    index = BM25Index.build(docs)
+    hits = index.top_k(["oil", "port"], 3)
+    assert_same_ranking([(h.doc, h.score) for h in hits], expected_top_k(index, ["oil", "port"], 3))
+    assert [h.doc for h in hits][:2] == [1, 4]          # equal documents: the lower number first
+    assert hits[0].score == hits[1].score > hits[2].score
+
+
+def test_top_k_returns_only_matching_documents():
+    index = BM25Index.build([["oil"], ["desert"], ["oil", "port"], ["border"]])
+    assert [hit.doc for hit in index.top_k(["oil"], 10)] == [0, 2]
+    assert index.top_k(["unknown"], 10) == []
+    assert index.top_k(["oil"], 0) == []
+
+
+@pytest.mark.parametrize("method", ["okapi", "l", "plus"])
+@pytest.mark.parametrize("seed", range(8))
+def test_top_k_equals_exhaustive_ranking_on_skewed_corpora(method, seed):
+    rng = random.Random(f"top-{method}-{seed}")
+    docs = random_corpus(rng, num_docs=rng.randint(20, 400), vocabulary=rng.randint(5, 300), skew=1.3)
+    index = BM25Index.build(docs, BM25Params(method))
+    for _ in range(25):
+        query = random_query(rng, docs)
+        k = rng.choice([1, 2, 3, 5, 10, 50])
+        got = [(h.doc, h.score) for h in index.top_k(query, k)]
+        assert_same_ranking(got, expected_top_k(index, query, k))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_top_k_with_weighted_terms_equals_exhaustive_ranking(seed):
+    """The searcher passes fractional weights (expansion terms); pruning must respect them."""
+    rng = random.Random(f"weights-{seed}")
+    docs = random_corpus(rng, num_docs=300, vocabulary=150, skew=1.5)
+    index = BM25Index.build(docs)
+    for _ in range(25):
+        terms = rng.sample(range(len(index.vocabulary)), k=rng.randint(1, 6))
+        weights = {t: rng.choice([0.1, 0.2, 0.6, 1.0, 2.0]) for t in terms}
+        k = rng.choice([1, 3, 5, 20])
+        got = [(h.doc, h.score) for h in index.top_k(weights, k)]
+        assert_same_ranking(got, expected_top_k(index, weights, k))
+
+
+# -- persistence ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["okapi", "l", "plus"])
+def test_arrays_round_trip_gives_identical_scores(method):
+    rng = random.Random(f"arrays-{method}")
+    docs = random_corpus(rng, num_docs=80, vocabulary=60)
+    index = BM25Index.build(docs, BM25Params(method, k1=1.3, b=0.6, delta=0.7, epsilon=0.1))
+    blobs = index.to_arrays()
+    assert all(isinstance(value, bytes) for value in blobs.values())
+    restored = BM25Index.from_arrays(blobs)
+    assert restored.params == index.params
+    assert restored.vocabulary == index.vocabulary
+    for _ in range(20):
+        query = random_query(rng, docs)
+        assert np.array_equal(restored.scores(query), index.scores(query))
+        assert restored.top_k(query, 5) == index.top_k(query, 5)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="choose from okapi, l, plus"):
+        BM25Params("bm42")
