@@ -97,28 +97,34 @@ class BM25Index:
                 blocks.append(_count_block(sequence, lengths, block_start, block_docs))
                 block_start, block_docs = len(sequence), len(lengths)
         blocks.append(_count_block(sequence, lengths, block_start, block_docs))
-        terms, docs, tfs = (np.concatenate(parts) for parts in zip(*blocks))
-        return cls._from_postings(params, list(vocab), terms, docs, tfs, _ints(sequence), _ints(lengths))
+        postings = [np.concatenate(parts) for parts in zip(*blocks)]
+        blocks.clear()          # the blocks and the whole must not coexist longer than needed: 1M documents
+        return cls._from_postings(params, list(vocab), postings, _ints(sequence), _ints(lengths))
 
     @classmethod
-    def _from_postings(cls, params: BM25Params, vocabulary: list[str], terms: np.ndarray, docs: np.ndarray,
-                       tfs: np.ndarray, sequence: np.ndarray, lengths: np.ndarray) -> "BM25Index":
+    def _from_postings(cls, params: BM25Params, vocabulary: list[str], postings: list[np.ndarray],
+                       sequence: np.ndarray, lengths: np.ndarray) -> "BM25Index":
+        """postings = [terms, docs, tfs] in document order; consumed (emptied) to keep the peak low."""
+        terms, docs, tfs = postings
+        postings.clear()
         num_docs = len(lengths)
-        # Postings arrive in document order; a stable sort by term keeps each list in document order.
+        # A stable sort by term keeps each postings list in document order.
         order = np.argsort(terms, kind="stable")
         df = np.bincount(terms, minlength=len(vocabulary)).astype(np.int64)
+        del terms
         indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         doc_ids = docs[order]
+        del docs
         tf = tfs[order].astype(np.float64)
-        del order
+        del tfs, order
         doc_starts = np.zeros(num_docs + 1, dtype=np.int64)
         np.cumsum(lengths, out=doc_starts[1:])
         avgdl = float(doc_starts[-1]) / num_docs if num_docs else 0.0
         idf = _idf(params, df, num_docs)
         relative_length = lengths / avgdl if avgdl else np.ones(num_docs)
         norm = params.k1 * (1 - params.b + params.b * relative_length)
-        impacts, constants = _impacts(params, tf, norm[doc_ids], np.repeat(idf, df), idf)
+        impacts, constants = _impacts(params, tf, norm, doc_ids, idf, df)
         return cls(params, vocabulary, indptr, doc_ids, impacts, constants, sequence, doc_starts)
 
     # -- scoring --------------------------------------------------------------------------------
@@ -278,18 +284,40 @@ def _idf(params: BM25Params, df: np.ndarray, n: int) -> np.ndarray:
     return np.log((n + 1) / np.maximum(df, 1.0))
 
 
-def _impacts(params: BM25Params, tf, norm, term_idf, idf) -> tuple[np.ndarray, np.ndarray]:
-    """Per-posting impact and per-term constant such that score = constant + impact (0 when absent)."""
+def _impacts(params: BM25Params, tf: np.ndarray, norm: np.ndarray, doc_ids: np.ndarray, idf: np.ndarray,
+             df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-posting impact and per-term constant such that score = constant + impact (0 when absent).
+
+    tf (float64, one per posting) is turned into the impacts in place: at a million documents each
+    temporary of posting length costs over 100 MB.
+    """
     k1 = params.k1
-    if params.method == "okapi":
-        return term_idf * tf * (k1 + 1) / (tf + norm), np.zeros(len(idf))
+    norm = norm[doc_ids]                       # k1 * (1 - b + b * dl / avgdl), per posting
     if params.method == "l":
         # As rank-bm25 writes BM25L: ctd = tf / (1 - b + b * dl / avgdl), and the whole term is
         # multiplied by tf once more, so a document without the term gets nothing.
-        delta = params.delta
-        ctd = tf * k1 / norm
-        return term_idf * tf * (k1 + 1) * (ctd + delta) / (k1 + ctd + delta), np.zeros(len(idf))
-    return term_idf * tf * (k1 + 1) / (norm + tf), idf * params.delta
+        ctd = tf * k1
+        ctd /= norm
+        del norm
+        ctd += params.delta                    # ctd + delta
+        tf *= k1 + 1
+        tf *= ctd
+        ctd += k1                              # k1 + ctd + delta
+        tf /= ctd
+        del ctd
+        constants = np.zeros(len(idf))
+    else:
+        # Okapi and BM25+ share tf (k1 + 1) / (tf + norm); BM25+ adds idf * delta to every document.
+        norm += tf
+        tf *= k1 + 1
+        tf /= norm
+        del norm
+        constants = np.zeros(len(idf)) if params.method == "okapi" else idf * params.delta
+    term_of_posting = np.repeat(np.arange(len(idf), dtype=np.int32), df)
+    for start in range(0, len(tf), _BLOCK_TOKENS):
+        block = slice(start, start + _BLOCK_TOKENS)
+        tf[block] *= idf[term_of_posting[block]]
+    return tf, constants
 
 
 def _segment_max(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
