@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from array import array
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence

@@ -271,7 +271,7 @@ async def _compile(writer: Writer, splitter: SentenceSplitter, vocabulary: Vocab
     ids = [row[0] for row in rows]
     index = await asyncio.to_thread(BM25Index.build, (tokens_of(row) for row in rows), params)
     del rows
-    aliases = await asyncio.to_thread(mine_aliases, await _texts(writer), vocabulary)
+    aliases = await asyncio.to_thread(mine_aliases, await _texts(writer))
     blobs = index.to_arrays()
     blobs["format"] = str(INDEX_FORMAT).encode()
     blobs["passage_ids"] = "\n".join(ids).encode()

@@ -163,7 +163,7 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _cite(args: argparse.Namespace) -> int:
-    from .render import citation_line, escape_markdown
+    from .render import citation_line
 
     async def go() -> int:
         desk = await _open(args)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ("Article", "Paragraph", "Problem", "CorpusFile", "scan_corpus", "parse_file", "MAX_FILE_BYTES")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -171,8 +172,6 @@ class Newsdesk:
 
 
 def _searcher_from(blobs: dict[str, bytes]) -> Searcher:
-    import json
-
     vocabulary = Vocabulary.load()
     index = BM25Index.from_arrays(blobs)
     passage_ids = blobs["passage_ids"].decode().split("\n") if blobs["passage_ids"] else []

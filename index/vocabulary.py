@@ -59,7 +59,7 @@ _PARENTHESISED = re.compile(r"\(\s*([A-Z][A-Z&]{1,7})\s*\)|\b([A-Z][A-Z&]{1,7})\
 _SMALL = {"of", "the", "and", "for", "de", "al", "&"}
 
 
-def mine_aliases(texts: Iterable[str], vocabulary: Vocabulary | None = None) -> list[list[str]]:
+def mine_aliases(texts: Iterable[str]) -> list[list[str]]:
     """Pairs [ACRONYM, Long Form] written as "Long Form (ACR)" or "ACR (Long Form)" somewhere in the corpus.
 
     The long form must spell the acronym with its capitalised words' initials, which keeps out

@@ -17,10 +17,7 @@ from bot.app import NewsdeskBot
 from bot.config import Config
 from index.desk import Newsdesk
 
-try:
-    from tests.fakediscord import EPHEMERAL, MEMBER, FakeDiscord, FakeUser, RecordedRequest, run_bot
-except ImportError:  # tests/ itself on sys.path
-    from fakediscord import EPHEMERAL, MEMBER, FakeDiscord, FakeUser, RecordedRequest, run_bot
+from tests.fakediscord import EPHEMERAL, MEMBER, FakeDiscord, FakeUser, RecordedRequest, run_bot
 
 __all__ = (
     "SHIPPED_CORPUS", "HAZARD_ARTICLE", "LINKED_ARTICLE", "make_corpus",

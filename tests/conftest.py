@@ -1,10 +1,12 @@
 """Shared fixtures for the engine tests: real SQLite files in tmp_path, copies of the shipped corpus.
 
-The bot tests bring their own fixtures from tests/bot_harness.py (index_template, corpus_dir, db_path, ...);
-the names here are chosen not to collide with those.
+The bot tests' fixtures live in tests/bot_harness.py (index_template, corpus_dir, db_path, fake, bot, ...),
+registered below as a plugin; the names here are chosen not to collide with those.
 """
 
 from __future__ import annotations
+
+pytest_plugins = ("tests.bot_harness",)
 
 import asyncio
 import shutil

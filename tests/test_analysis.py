@@ -15,10 +15,7 @@ from nltk.stem.snowball import SnowballStemmer
 from index.analysis import Analyzer, SentenceSplitter, fold_text, load_word_list
 from index.corpus import parse_file, scan_corpus
 
-try:
-    from tests.conftest import SHIPPED_CORPUS
-except ImportError:  # tests/ itself on sys.path
-    from conftest import SHIPPED_CORPUS
+from tests.conftest import SHIPPED_CORPUS
 
 REPO = Path(__file__).resolve().parent.parent
 

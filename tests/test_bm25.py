@@ -13,10 +13,7 @@ from index.bm25 import BM25Index, BM25Params
 from index.build import DEFAULT_PARAMS
 from index.corpus import parse_file, scan_corpus
 
-try:
-    from tests.conftest import SHIPPED_CORPUS
-except ImportError:  # tests/ itself on sys.path
-    from conftest import SHIPPED_CORPUS
+from tests.conftest import SHIPPED_CORPUS
 
 REFERENCE = {"okapi": BM25Okapi, "l": BM25L, "plus": BM25Plus}
 TOLERANCE = 1e-6

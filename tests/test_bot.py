@@ -7,14 +7,8 @@ import re
 
 import pytest
 
-try:
-    from tests.bot_harness import (Gate, assert_within_limits, bot, config, content_of, corpus_dir, db_path, fake,
-                                   index_template, is_ephemeral, passage_ids, quoted_pieces, slash)
-    from tests.fakediscord import MEMBER, STRANGER, FakeDiscord
-except ImportError:
-    from bot_harness import (Gate, assert_within_limits, bot, config, content_of, corpus_dir, db_path, fake,
-                             index_template, is_ephemeral, passage_ids, quoted_pieces, slash)
-    from fakediscord import MEMBER, STRANGER, FakeDiscord
+from tests.bot_harness import Gate, assert_within_limits, content_of, is_ephemeral, passage_ids, quoted_pieces, slash
+from tests.fakediscord import MEMBER, STRANGER, FakeDiscord
 
 from bot.app import GENERIC_ERROR, NewsdeskBot
 

@@ -11,14 +11,8 @@ import pytest
 
 import index.desk
 
-try:
-    from tests.bot_harness import (Gate, bot, config, content_of, corpus_dir, db_path, fake, index_template,
-                                   is_ephemeral, passage_ids, running, slash)
-    from tests.fakediscord import ADMIN, MEMBER, STRANGER, FakeDiscord, new_user
-except ImportError:
-    from bot_harness import (Gate, bot, config, content_of, corpus_dir, db_path, fake, index_template,
-                             is_ephemeral, passage_ids, running, slash)
-    from fakediscord import ADMIN, MEMBER, STRANGER, FakeDiscord, new_user
+from tests.bot_harness import Gate, content_of, is_ephemeral, passage_ids, running, slash
+from tests.fakediscord import ADMIN, MEMBER, STRANGER, FakeDiscord, new_user
 
 from bot.__main__ import sync
 from bot.app import NewsdeskBot

@@ -7,10 +7,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-try:
-    from tests.bot_harness import passage_ids, quoted_pieces
-except ImportError:
-    from bot_harness import passage_ids, quoted_pieces
+from tests.bot_harness import passage_ids, quoted_pieces
 
 from bot import layout
 from index.desk import Newsdesk

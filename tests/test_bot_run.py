@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.bot_harness import config, corpus_dir, db_path, fake, index_template, passage_ids
-    from tests.fakediscord import FakeDiscord
-except ImportError:
-    from bot_harness import config, corpus_dir, db_path, fake, index_template, passage_ids
-    from fakediscord import FakeDiscord
+from tests.bot_harness import passage_ids
+from tests.fakediscord import FakeDiscord
 
 import bot.__main__ as entry
 from bot.config import Config, ConfigError

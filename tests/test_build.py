@@ -23,10 +23,7 @@ from index.desk import Newsdesk
 from index.errors import BuildFailed, CorpusError, IndexNotBuilt, NewsdeskError, RebuildInProgress
 from index.store import Store
 
-try:
-    from tests.conftest import SHIPPED_CORPUS
-except ImportError:  # tests/ itself on sys.path
-    from conftest import SHIPPED_CORPUS
+from tests.conftest import SHIPPED_CORPUS
 
 REPO = Path(__file__).resolve().parent.parent
 EDITED = "003_c877ea3053c63f58.txt"

@@ -15,10 +15,7 @@ import pytest
 
 from index.cli import main
 
-try:
-    from tests.conftest import SHIPPED_CORPUS
-except ImportError:  # tests/ itself on sys.path
-    from conftest import SHIPPED_CORPUS
+from tests.conftest import SHIPPED_CORPUS
 
 REPO = Path(__file__).resolve().parent.parent
 PFG = "\u201cPFG accused Egypt and the UAE of bombing their forces near the residential district of Ras Lanuf."

@@ -12,10 +12,7 @@ from index.build import rebuild
 from index.corpus import Article, parse_date, parse_file, scan_corpus
 from index.store import Store
 
-try:
-    from tests.conftest import SHIPPED_CORPUS
-except ImportError:  # tests/ itself on sys.path
-    from conftest import SHIPPED_CORPUS
+from tests.conftest import SHIPPED_CORPUS
 
 SEEDS = {
     "000": "000_baf13ccadf848008.txt",

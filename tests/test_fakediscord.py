@@ -15,12 +15,8 @@ import pytest_asyncio
 from discord import app_commands
 from discord.ext import commands
 
-try:  # package-style layout (tests/__init__.py or pythonpath=["."])
-    from tests.fakediscord import (ADMIN, CHANNEL_ID, EPHEMERAL, GUILD_ID, MEMBER, STRANGER, FakeDiscord, new_user,
-                                   run_bot)
-except ImportError:  # rootdir-less layout: pytest puts tests/ itself on sys.path
-    from fakediscord import (ADMIN, CHANNEL_ID, EPHEMERAL, GUILD_ID, MEMBER, STRANGER, FakeDiscord, new_user,
-                             run_bot)
+from tests.fakediscord import (ADMIN, CHANNEL_ID, EPHEMERAL, GUILD_ID, MEMBER, STRANGER, FakeDiscord, new_user,
+                               run_bot)
 
 
 class PagerView(discord.ui.View):

@@ -16,10 +16,7 @@ from index.desk import Newsdesk
 from index.errors import QueryError
 from index.search import Searcher
 
-try:
-    from tests.conftest import SHIPPED_CORPUS, SeedIndex, copy_db
-except ImportError:  # tests/ itself on sys.path
-    from conftest import SHIPPED_CORPUS, SeedIndex, copy_db
+from tests.conftest import SHIPPED_CORPUS, SeedIndex, copy_db
 
 ID = re.compile(r"[a-z2-7]{7,}")
 
