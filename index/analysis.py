@@ -76,13 +76,12 @@ class Analyzer:
     """
 
     def __init__(self, term_map: dict[str, str] | None = None) -> None:
-        self._stem = _Memo(SnowballStemmer("english").stem)
-        self._stem_word = self._stem.__getitem__
+        self._stem = SnowballStemmer("english").stem
+        self._stems: dict[str, str] = {}
         self._stopwords = _stopwords()
         # term_map folds stems that Snowball leaves apart ("led" -> "lead"); it is part of the analysis.
         self.term_map = dict(term_map or {})
-        self._cache = _Memo(self._analyse_chunk)      # chunk -> terms, for highlighting
-        self._analysed: dict[str, str] = {}            # chunk -> its terms joined by spaces, for indexing
+        self._terms: dict[str, str] = {}     # chunk of text -> its terms, joined by spaces
 
     def tokenize(self, text: str) -> list[str]:
         """The analysed terms of a text, in order, repeats kept.
@@ -92,11 +91,11 @@ class Analyzer:
         No word contains whitespace, so the words come out as from the whole text.
         """
         chunks = text.split()
-        analysed = list(map(self._analysed.get, chunks))      # a C loop over a plain dict: the hot path
+        analysed = list(map(self._terms.get, chunks))      # a C loop over a plain dict: the hot path
         if None in analysed:
             for i, terms in enumerate(analysed):
                 if terms is None:
-                    analysed[i] = self._analysed[chunks[i]] = " ".join(self._analyse_chunk(chunks[i]))
+                    analysed[i] = self._analyse_chunk(chunks[i])
         return " ".join(analysed).split()
 
     def tokenize_many(self, texts: Iterable[str]) -> list[list[str]]:
@@ -104,15 +103,18 @@ class Analyzer:
 
     def terms_of_word(self, word: str) -> tuple[str, ...]:
         """The terms one surface word yields: what highlighting compares against."""
-        return self._cache[word]
+        terms = self._terms.get(word)
+        return tuple((self._analyse_chunk(word) if terms is None else terms).split())
 
     def word_spans(self, text: str) -> list[tuple[int, int, tuple[str, ...]]]:
         """(start, end, terms) for every word of the original text, offsets into that text."""
         folded = fold_text(text)
         return [(m.start(), m.end(), self.terms_of_word(m.group())) for m in _TOKEN.finditer(folded)]
 
-    def _analyse_chunk(self, chunk: str) -> tuple[str, ...]:
-        return tuple(term for word in _TOKEN.findall(_normalize(chunk)) for term in self._analyse_word(word))
+    def _analyse_chunk(self, chunk: str) -> str:
+        terms = " ".join(term for word in _TOKEN.findall(_normalize(chunk)) for term in self._analyse_word(word))
+        self._terms[chunk] = terms
+        return terms
 
     def _analyse_word(self, word: str) -> tuple[str, ...]:
         if word[-1] == "." and "." in word[:-1]:       # U.N. -> un, never a stopword
@@ -133,21 +135,11 @@ class Analyzer:
             lower = _strip_accents(lower.replace("'", ""))
             if not lower:
                 continue
-            stem = self._stem_word(lower)
+            stem = self._stems.get(lower)
+            if stem is None:
+                stem = self._stems[lower] = self._stem(lower)
             terms.append(self.term_map.get(stem, stem))
         return tuple(terms)
-
-
-class _Memo(dict):
-    """A dict that computes a missing value once: lookups stay in C on the hot path."""
-
-    def __init__(self, compute) -> None:
-        super().__init__()
-        self._compute = compute
-
-    def __missing__(self, key: str):
-        value = self[key] = self._compute(key)
-        return value
 
 
 def _normalize(text: str) -> str:
