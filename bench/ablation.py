@@ -34,7 +34,7 @@ from index.bm25 import BM25Index, BM25Params  # noqa: E402
 from index.build import DEFAULT_PARAMS  # noqa: E402
 from index.desk import Newsdesk  # noqa: E402
 from index.evaluate import load_questions, normalize_for_match  # noqa: E402
-from index.search import Searcher, SearchSettings  # noqa: E402
+from index.search import Searcher, SearchSettings, expansion_table  # noqa: E402
 from index.vocabulary import Vocabulary, make_analyzer, mine_aliases  # noqa: E402
 
 PLAIN = BM25Params(method="okapi", k1=1.2, b=0.75, epsilon=0.25)
@@ -82,7 +82,8 @@ def searcher_for(rows, params, context: bool, irregular: bool, settings: SearchS
               for _id, text, title, section in rows]
     index = BM25Index.build(tokens, params)
     texts = [text for _id, text, _t, _s in rows]
-    return Searcher(index, [r[0] for r in rows], analyzer, SentenceSplitter(), aliases=mine_aliases(texts),
+    return Searcher(index, [r[0] for r in rows], analyzer, SentenceSplitter(),
+                    expansions=expansion_table(analyzer, mine_aliases(texts), vocabulary.places),
                     places=vocabulary.places, settings=settings)
 
 

@@ -19,6 +19,7 @@ from .bm25 import BM25Index, BM25Params
 from .corpus import Article, Problem, parse_file, scan_corpus
 from .errors import BuildFailed, CorpusError, NewsdeskError
 from .passages import Passage, assign_ids, make_passages
+from .search import expansion_table
 from .store import Store, Writer
 from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
 
@@ -31,7 +32,7 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): called from worker threads, so it must only record, not render."""
 
 # Bump when the compiled index's blobs change shape: an older one is then rebuilt, not misread.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 
 # Chosen by measurement on both eval sets (see README, "Choosing the scoring").
 DEFAULT_PARAMS = BM25Params(method="plus", k1=0.6, b=0.9, delta=1.0)
@@ -123,9 +124,12 @@ async def _rebuild(store: Store, corpus: Path, progress: Progress | None, params
         before_positions = await writer.occurrence_keys([f.relative for f in changed] + gone)
         known = await writer.passage_ids_by_key()
         blobs = await store.index_blobs()
-        current = not fresh and index_format(blobs) == INDEX_FORMAT
-        splitter = (SentenceSplitter.from_json(blobs["sentences"].decode()) if current
+        # The sentence model is learnt once, on the first build's corpus (or again when the analysis
+        # changed, when every file is re-read): re-learning it would move the cuts of long paragraphs.
+        keep_splitter = not fresh and "sentences" in blobs
+        splitter = (SentenceSplitter.from_json(blobs["sentences"].decode()) if keep_splitter
                     else await asyncio.to_thread(SentenceSplitter.train, (p.text for a in articles for p in a.paragraphs)))
+        current = keep_splitter and index_format(blobs) == INDEX_FORMAT
         passages = await asyncio.to_thread(make_passages, articles, splitter)
         await writer.delete_files([f.relative for f in changed] + gone)
         await _write_articles(writer, articles, {f.relative: f.digest for f in changed})
@@ -276,7 +280,9 @@ async def _compile(writer: Writer, splitter: SentenceSplitter, vocabulary: Vocab
     blobs["format"] = str(INDEX_FORMAT).encode()
     blobs["passage_ids"] = "\n".join(ids).encode()
     blobs["sentences"] = splitter.to_json().encode()
-    blobs["aliases"] = json.dumps(aliases).encode()
+    # The analysis tables, resolved now so that start-up does not stem them again.
+    blobs["term_map"] = json.dumps(analyzer.term_map).encode()
+    blobs["expansions"] = json.dumps(expansion_table(analyzer, aliases, vocabulary.places)).encode()
     return blobs
 
 

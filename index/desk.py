@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .analysis import SentenceSplitter
+from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index
 from .build import INDEX_FORMAT, BuildReport, Progress, index_format, problem_line, rebuild
 from .errors import IndexNotBuilt, PassageNotFound, RebuildInProgress
@@ -18,7 +18,7 @@ from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
 from .search import Hit, Searcher, SearchResult
 from .store import BuildRecord, PassageRecord, Store, StoreCorrupt
-from .vocabulary import Vocabulary, make_analyzer
+from .vocabulary import Vocabulary
 
 __all__ = ("Newsdesk", "Answer", "Result", "default_corpus", "default_db")
 
@@ -172,8 +172,8 @@ class Newsdesk:
 
 
 def _searcher_from(blobs: dict[str, bytes]) -> Searcher:
-    vocabulary = Vocabulary.load()
     index = BM25Index.from_arrays(blobs)
     passage_ids = blobs["passage_ids"].decode().split("\n") if blobs["passage_ids"] else []
-    return Searcher(index, passage_ids, make_analyzer(vocabulary), SentenceSplitter.from_json(blobs["sentences"].decode()),
-                    aliases=json.loads(blobs.get("aliases", b"[]")), places=vocabulary.places)
+    return Searcher(index, passage_ids, Analyzer(term_map=json.loads(blobs["term_map"])),
+                    SentenceSplitter.from_json(blobs["sentences"].decode()),
+                    expansions=json.loads(blobs["expansions"]), places=Vocabulary.load().places)

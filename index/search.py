@@ -18,7 +18,7 @@ from .bm25 import BM25Index
 from .errors import QueryError
 from .proximity import adjacency_bonus
 
-__all__ = ("Searcher", "SearchResult", "Hit", "Expansion", "SearchSettings")
+__all__ = ("Searcher", "SearchResult", "Hit", "Expansion", "SearchSettings", "ExpansionGroup", "expansion_table")
 
 _log = logging.getLogger(__name__)
 
@@ -68,11 +68,32 @@ class SearchResult:
         return [e.label for e in self.expansions]
 
 
+ExpansionGroup = tuple[str, list[tuple[str, tuple[str, ...]]]]
+"""("alias" or "place", [(surface form, its analysed terms), ...]): forms that name the same thing."""
+
+
+def expansion_table(analyzer: Analyzer, aliases: Sequence[Sequence[str]],
+                    places: Sequence[Sequence[str]]) -> list[ExpansionGroup]:
+    """Every alias pair and place row, analysed, keeping rows with two or more distinct forms.
+
+    It is made when the index is compiled and stored with it: analysing some 800 forms (Snowball on each)
+    would otherwise be paid at every start-up.
+    """
+    groups = []
+    for kind, rows in (("alias", aliases), ("place", places)):
+        for row in rows:
+            forms = [(form, tuple(analyzer.tokenize(form))) for form in row]
+            forms = [(form, terms) for form, terms in forms if terms]
+            if len({terms for _, terms in forms}) > 1:
+                groups.append((kind, forms))
+    return groups
+
+
 class Searcher:
     """Holds one compiled index and answers questions against it."""
 
     def __init__(self, index: BM25Index, passage_ids: Sequence[str], analyzer: Analyzer,
-                 splitter: SentenceSplitter, aliases: Sequence[Sequence[str]] = (),
+                 splitter: SentenceSplitter, expansions: Sequence[ExpansionGroup] = (),
                  places: Sequence[Sequence[str]] = (), settings: SearchSettings | None = None) -> None:
         self.index = index
         self.passage_ids = list(passage_ids)
@@ -80,7 +101,9 @@ class Searcher:
         self.splitter = splitter
         self.settings = settings or SearchSettings()
         self.places = [list(row) for row in places]
-        self._groups = self._expansion_groups(aliases, places)
+        # Only groups with a form this index can match: the rest could never add a term.
+        self._groups = [(kind, [(form, tuple(terms)) for form, terms in forms]) for kind, forms in expansions
+                        if any(self._known(terms) for _, terms in forms)]
         self._groups_of_term: dict[str, list[int]] = {}
         for g, (_kind, forms) in enumerate(self._groups):
             for _form, terms in forms:
@@ -92,17 +115,6 @@ class Searcher:
     def doc_of(self) -> dict[str, int]:
         """Passage ID -> document number; only a search within one article needs it, so it is built late."""
         return {pid: i for i, pid in enumerate(self.passage_ids)}
-
-    def _expansion_groups(self, aliases, places) -> list[tuple[str, list[tuple[str, tuple[str, ...]]]]]:
-        """(kind, [(surface form, terms)]) for groups whose forms are searchable in this index."""
-        groups = []
-        for kind, rows in (("alias", aliases), ("place", places)):
-            for row in rows:
-                forms = [(form, tuple(self.analyzer.tokenize(form))) for form in row]
-                forms = [(form, terms) for form, terms in forms if terms]
-                if len({terms for _, terms in forms}) > 1 and any(self._known(terms) for _, terms in forms):
-                    groups.append((kind, forms))
-        return groups
 
     def _known(self, terms: Sequence[str]) -> bool:
         return all(t in self.index.term_ids for t in terms)
