@@ -133,7 +133,8 @@ async def _rebuild(store: Store, corpus: Path, progress: Progress | None, params
         passages = await asyncio.to_thread(make_passages, articles, splitter)
         await writer.delete_files([f.relative for f in changed] + gone)
         await _write_articles(writer, articles, {f.relative: f.digest for f in changed})
-        new_rows = await asyncio.to_thread(_analyse, passages, known, vocabulary, fresh, report)
+        analyzer = make_analyzer(vocabulary)    # one per build: the irregular table is stemmed once
+        new_rows = await asyncio.to_thread(_analyse, passages, known, analyzer, fresh, report)
         await writer.update_tokens((tokens, key) for key, tokens in new_rows.refreshed.items())
         await writer.insert_passages(new_rows.inserted)
         await writer.insert_occurrences(
@@ -146,7 +147,7 @@ async def _rebuild(store: Store, corpus: Path, progress: Progress | None, params
             _log.info("Nothing changed: the compiled index is kept")
         else:
             report("compiling", 0, passage_count)
-            await writer.replace_index(await _compile(writer, splitter, vocabulary, params))
+            await writer.replace_index(await _compile(writer, splitter, analyzer, vocabulary.places, params))
         after_signatures = {a.source: _signature(a) for a in articles}
         article_changes = _article_changes(before_signatures, after_signatures, [f.relative for f in changed] + gone)
         after_keys = {(o.source, o.paragraph, o.part): p.key for p in passages for o in p.occurrences}
@@ -189,14 +190,14 @@ class _Analysed:
     refreshed: dict[str, str]               # key -> tokens: stored passages whose analysis changed
 
 
-def _analyse(passages: list[Passage], known: dict[str, str], vocabulary: Vocabulary, fresh: bool,
+def _analyse(passages: list[Passage], known: dict[str, str], analyzer: Analyzer, fresh: bool,
              report: Progress) -> _Analysed:
     """Tokens for the passages not stored yet (and for all of them when the analysis itself changed)."""
     new_ids = assign_ids((p.key for p in passages), known, set(known.values()))
     ids = {p.key: known.get(p.key) or new_ids[p.key] for p in passages}
     todo = [p for p in passages if fresh or p.key not in known]
     report("analysing", 0, len(todo))
-    tokens = _tokenize_all([p.text for p in todo], vocabulary, report)
+    tokens = _tokenize_all([p.text for p in todo], analyzer, report)
     inserted = [(ids[p.key], p.key, p.text, t) for p, t in zip(todo, tokens) if p.key not in known]
     refreshed = {p.key: t for p, t in zip(todo, tokens) if p.key in known}
     return _Analysed(ids, inserted, refreshed)
@@ -206,11 +207,10 @@ def _analyse(passages: list[Passage], known: dict[str, str], vocabulary: Vocabul
 PARALLEL_FROM = 20_000
 
 
-def _tokenize_all(texts: list[str], vocabulary: Vocabulary, report: Progress) -> list[str]:
+def _tokenize_all(texts: list[str], analyzer: Analyzer, report: Progress) -> list[str]:
     """Each text's terms, space-joined as stored; spread over the CPU cores for a large corpus."""
     workers = min(os.cpu_count() or 1, 8)
     if len(texts) < PARALLEL_FROM or workers < 2:
-        analyzer = make_analyzer(vocabulary)
         out = []
         for i, text in enumerate(texts):
             out.append(" ".join(analyzer.tokenize(text)))
@@ -222,7 +222,7 @@ def _tokenize_all(texts: list[str], vocabulary: Vocabulary, report: Progress) ->
     out = []
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(vocabulary.term_map(),)) as pool:
+                             initargs=(analyzer.term_map,)) as pool:
         for done, tokens in enumerate(pool.map(_tokenize_chunk, pieces), start=1):
             out += tokens
             report("analysing", min(done * chunk, len(texts)), len(texts))
@@ -256,14 +256,14 @@ async def _write_articles(writer: Writer, articles: list[Article], digests: dict
         for a in articles)
 
 
-async def _compile(writer: Writer, splitter: SentenceSplitter, vocabulary: Vocabulary, params: BM25Params) -> dict[str, bytes]:
+async def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, places: list[list[str]],
+                   params: BM25Params) -> dict[str, bytes]:
     """The BM25 index over every passage: its own words, then its article's title and section heading.
 
     The title and heading are context (issue: headings are "context for the paragraphs under them"):
     a question naming the story's subject should prefer that story's paragraphs.
     """
     rows = await writer.passages_with_context()
-    analyzer = make_analyzer(vocabulary)
     context: dict[tuple[str, str | None], list[str]] = {}
 
     def tokens_of(row: tuple[str, str, str, str | None]) -> list[str]:
@@ -282,7 +282,7 @@ async def _compile(writer: Writer, splitter: SentenceSplitter, vocabulary: Vocab
     blobs["sentences"] = splitter.to_json().encode()
     # The analysis tables, resolved now so that start-up does not stem them again.
     blobs["term_map"] = json.dumps(analyzer.term_map).encode()
-    blobs["expansions"] = json.dumps(expansion_table(analyzer, aliases, vocabulary.places)).encode()
+    blobs["expansions"] = json.dumps(expansion_table(analyzer, aliases, places)).encode()
     return blobs
 
 

@@ -34,9 +34,14 @@ def escape_markdown(text: str) -> str:
     return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
+def _escaper(escape: bool):
+    """escape_markdown for Discord, the text as it is for a terminal."""
+    return escape_markdown if escape else str
+
+
 def _highlighted(text: str, start: int, end: int, highlights: Iterable[tuple[int, int]], escape: bool) -> str:
     out, pos = [], start
-    esc = escape_markdown if escape else (lambda s: s)
+    esc = _escaper(escape)
     for hs, he in highlights:
         if hs < start or he > end:
             continue
@@ -73,7 +78,7 @@ def place_label(place: Located, link: bool = True, escape: bool = True) -> str:
 def source_line(record: PassageRecord, escape: bool = True) -> str:
     """— Title (linked) · outlet · date · ¶N · `id`: where the passage's primary copy stands."""
     primary = record.places[0]
-    esc = escape_markdown if escape else (lambda s: s)
+    esc = _escaper(escape)
     parts = [place_label(primary, escape=escape)]
     if primary.article.outlet:
         parts.append(esc(primary.article.outlet))
@@ -107,12 +112,12 @@ def result_markdown(record: PassageRecord, quote: Quote, escape: bool = True) ->
 def expansion_line(expanded: list[str], escape: bool = True) -> str | None:
     if not expanded:
         return None
-    esc = escape_markdown if escape else (lambda s: s)
+    esc = _escaper(escape)
     return "*also searched: " + ", ".join(esc(e) for e in expanded) + "*"
 
 
 def abstention_markdown(question: str, reason: str, escape: bool = True) -> str:
-    esc = escape_markdown if escape else (lambda s: s)
+    esc = _escaper(escape)
     return f"No answer in the indexed articles for “{esc(question)}”.\n{esc(reason)}"
 
 
@@ -121,7 +126,7 @@ def named_line(answer, escape: bool = True, shown: set[str] | None = None) -> st
 
     shown limits it to the passages actually displayed (a page of a longer answer).
     """
-    esc = escape_markdown if escape else (lambda s: s)
+    esc = _escaper(escape)
     named = [(n.name, [pid for pid in n.passage_ids if shown is None or pid in shown]) for n in answer.named]
     named = [(name, ids) for name, ids in named if ids]
     if not named:
