@@ -13,6 +13,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from index.config import Settings
 from index.desk import Newsdesk
 from index.errors import IndexNotBuilt, NewsdeskError
 from index.render import escape_markdown
@@ -143,14 +144,14 @@ class NewsdeskBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         if self.open_index:
-            self._desk = desk = await Newsdesk.open(self.config.db, self.config.corpus)
+            settings = Settings(Path(self.config.db), Path(self.config.corpus).resolve())
+            # A database proven damaged is rebuilt at start-up (the damaged file is kept): an operator's
+            # long-running bot should come back answering, not stop on a file it can replace.
+            self._desk = desk = await Newsdesk.open(settings, repair=True, on_wait=_log.info)
             for notice in desk.notices:
                 _log.info("%s", notice)
-            wanted = str(Path(self.config.corpus).resolve())
-            if desk.build is not None and desk.build.corpus != wanted:
-                _log.info("The database holds %s; indexing %s", desk.build.corpus, wanted)
-                await desk.rebuild()
-            _log.info("Index loaded: %s, %d passages", self._desk.build.label, self._desk.build.passages)
+            if desk.build is not None:
+                _log.info("Index loaded: %s, %d passages", desk.build.label, desk.build.passages)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
 

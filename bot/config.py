@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from index.desk import default_corpus, default_db
+from index.config import Settings, default_corpus, environment, read_dotenv
 
 __all__ = ("Config", "ConfigError", "read_dotenv")
 
@@ -19,33 +18,12 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message is one line fit to print."""
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines (optionally `export KEY=...`, quoted values, # comments); a missing file is empty."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
-        return {}
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
 @dataclass(frozen=True)
 class Config:
     """Everything the bot needs to start; the token is kept out of repr() so it never reaches a log."""
 
     token: str | None = field(default=None, repr=False)
-    db: Path = field(default_factory=default_db)
+    db: Path = field(default_factory=lambda: Settings.resolve().db)
     corpus: Path = field(default_factory=default_corpus)
     guild_id: int | None = None
     api_base: str | None = None         # e.g. http://127.0.0.1:8080/api/v10 for a local test double
@@ -63,7 +41,7 @@ class Config:
 
         The environment wins over the .env file; keyword overrides (None is ignored) win over both.
         """
-        values = {**(read_dotenv(dotenv) if dotenv else {}), **(os.environ if env is None else env)}
+        values = environment(env, dotenv)
 
         def get(name: str) -> str | None:
             value = values.get(name, "").strip()
@@ -72,10 +50,13 @@ class Config:
         guild = get("NEWSDESK_GUILD_ID")
         if guild is not None and not guild.isdigit():
             raise ConfigError(f"NEWSDESK_GUILD_ID must be a server ID (digits), not {guild!r}.")
+        # The engine's own resolution, so the bot and the CLI always agree on the database of a corpus.
+        where = Settings.resolve(corpus=overrides.pop("corpus", None), db=overrides.pop("db", None),
+                                 env=values, dotenv=None)
         settings = {
             "token": get("DISCORD_TOKEN"),
-            "db": Path(get("NEWSDESK_DB")) if get("NEWSDESK_DB") else default_db(),
-            "corpus": Path(get("NEWSDESK_CORPUS")) if get("NEWSDESK_CORPUS") else default_corpus(),
+            "db": where.db,
+            "corpus": where.corpus,
             "guild_id": int(guild) if guild else None,
             "api_base": (get("DISCORD_API_BASE") or "").rstrip("/") or None,
             "gateway_url": get("DISCORD_GATEWAY_URL"),

@@ -15,7 +15,7 @@ from index.render import (abstention_markdown, citation_line, escape_markdown, e
 if TYPE_CHECKING:
     from index.build import BuildReport
     from index.desk import Answer, Result
-    from index.store import ArticleInfo, BuildRecord, PassageRecord
+    from index.store import ArticleInfo, BuildRecord, PassageRecord  # types only: data, not access
 
 __all__ = (
     "MESSAGE_LIMIT",

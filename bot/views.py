@@ -116,13 +116,12 @@ class AnswerView(TrackedView):
         await self._vote(interaction, -1)
 
     async def _vote(self, interaction: discord.Interaction, vote: int) -> None:
-        # A write may wait for a running rebuild's transaction: acknowledge first.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        for result in self.page.results:
-            await self.desk.store.record_feedback(interaction.user.id, result.record.id, self.question, vote)
-        shown = len(self.page.results)
-        what = "this passage" if shown == 1 else f"the {shown} passages shown"
-        await interaction.followup.send(f"Thanks! Your {'👍' if vote > 0 else '👎'} is recorded for {what}.",
+        ids = [result.record.id for result in self.page.results]
+        written = await self.desk.record_feedback(interaction.user.id, ids, self.question, vote)
+        what = "this passage" if len(ids) == 1 else f"the {len(ids)} passages shown"
+        when = "" if written else " (saved as soon as the running rebuild finishes)"
+        await interaction.followup.send(f"Thanks! Your {'👍' if vote > 0 else '👎'} is recorded for {what}{when}.",
                                         ephemeral=True)
 
 
@@ -169,8 +168,8 @@ class SourcesView(TrackedView):
         return await only_owner(interaction, self.owner_id, "Only the person who asked can page this list.")
 
     async def _show(self, interaction: discord.Interaction, offset: int) -> None:
-        rows = await self.desk.store.articles(offset, self.per_page)
-        self.total = await self.desk.store.count_articles()
+        rows = await self.desk.articles(offset, self.per_page)
+        self.total = await self.desk.count_articles()
         content, self.shown = layout.sources_page(rows, offset, self.total)
         self._update()
         await interaction.response.edit_message(content=content, view=self)

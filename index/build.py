@@ -1,38 +1,42 @@
-"""The incremental rebuild: corpus files -> articles -> passages -> tokens -> compiled index, in one transaction."""
+"""The incremental rebuild: corpus files -> articles -> passages -> tokens -> compiled index, in one transaction.
+
+Everything here blocks: the engine runs it in a worker thread, so the event loop that serves answers
+never waits for it, and the analysis workers it starts are spawned processes that die with it.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import ctypes
+import ctypes.util
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index, BM25Params
+from .compiled import INDEX_FORMAT, SENTENCE_BLOBS, index_format, stored_splitter, to_blobs
 from .corpus import Article, Problem, parse_file, scan_corpus
-from .errors import BuildFailed, CorpusError, NewsdeskError
+from .errors import BuildFailed, BuildInterrupted, CorpusError, DatabaseDamaged, NewsdeskError
 from .passages import Passage, assign_ids, make_passages
-from .search import expansion_table
-from .store import Store, Writer
+from .search import Searcher, expansion_table
+from .store import BuildRecord, Writer, WriteLock, check_path, quick_check, salvage, swap_in
 from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
 
-__all__ = ("BuildReport", "Counts", "rebuild", "Progress", "DEFAULT_PARAMS", "INDEX_FORMAT", "index_format",
-           "problem_line")
+__all__ = ("BuildReport", "Built", "Cancellation", "Counts", "rebuild", "repair", "Progress", "DEFAULT_PARAMS",
+           "problem_line", "die_with_parent")
 
 _log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
-"""progress(stage, done, total): called from worker threads, so it must only record, not render."""
-
-# Bump when the compiled index's blobs change shape: an older one is then rebuilt, not misread.
-INDEX_FORMAT = 3
+"""progress(stage, done, total): called from the build's thread, so it must only record, not render."""
 
 # Chosen by measurement on both eval sets (see README, "Choosing the scoring").
 DEFAULT_PARAMS = BM25Params(method="plus", k1=0.6, b=0.9, delta=1.0)
@@ -59,6 +63,7 @@ class BuildReport:
     files_unchanged: int
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)      # what the person must know: a recovery, say
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +73,7 @@ class BuildReport:
             "passages_changed": self.passage_changes.changed, "passages_removed": self.passage_changes.removed,
             "files_read": self.files_read, "files_unchanged": self.files_unchanged,
             "problems": [str(p) for p in self.problems], "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
         }
 
     def summary(self) -> str:
@@ -79,75 +85,194 @@ class BuildReport:
             f"Files: {self.files_read} read, {self.files_unchanged} unchanged.",
         ]
         lines += [problem_line(problem) for problem in self.problems]
-        return "\n".join(lines)
+        return "\n".join(self.notes + lines)
 
 
-async def rebuild(store: Store, corpus: Path, progress: Progress | None = None,
-                  params: BM25Params = DEFAULT_PARAMS) -> BuildReport:
-    """Bring the index up to date with the corpus folder; only changed files are read and analysed.
+class Cancellation:
+    """A stop request for a running build, from another thread or a signal handler.
 
-    Any failure leaves the stored index as it was (the transaction rolls back); one that is not a
-    NewsdeskError already is reported as a BuildFailed that says so, with the cause chained.
+    The build checks it at every progress report; hooks (stop the SQLite statement, kill the analysis
+    workers) make a stop land quickly even inside a long step.
     """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._hooks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            hooks = list(self._hooks)
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:        # a hook on something already finished: nothing left to stop
+                _log.debug("Cancellation hook failed", exc_info=True)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise BuildInterrupted("The rebuild was interrupted; nothing was changed.",
+                                   "The previous index is still answering.")
+
+    @contextmanager
+    def hook(self, fn: Callable[[], None]) -> Iterator[None]:
+        with self._lock:
+            self._hooks.append(fn)
+            already = self._event.is_set()
+        if already:
+            fn()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._hooks.remove(fn)
+
+
+@dataclass
+class Built:
+    """What a rebuild hands back: its report, its build record, and the searcher it compiled (None when
+    nothing changed and the stored index was kept as it was)."""
+
+    report: BuildReport
+    build: BuildRecord
+    searcher: Searcher | None
+
+
+def rebuild(db: Path, corpus: Path, progress: Progress | None = None, cancel: Cancellation | None = None,
+            on_wait: Callable[[str], None] | None = None, params: BM25Params = DEFAULT_PARAMS) -> Built:
+    """Bring the index in `db` up to date with the corpus folder; only changed files are read and analysed.
+
+    Blocking: call it from a worker thread. It takes the write lock first (telling on_wait who holds it,
+    if someone does). Any failure leaves the stored index as it was (the transaction rolls back); one that
+    is not a NewsdeskError is reported as a BuildFailed, with the cause chained. A database that SQLite
+    proves damaged is rebuilt into a new file and swapped in, its votes and build records carried over.
+    """
+    cancel = cancel or Cancellation()
+    db, corpus = Path(db), Path(corpus)
+    check_path(db, writing=True)          # before the lock file beside it is made: --db /dev/null, say
+    lock = WriteLock(db)
+    with lock.held("rebuild", on_wait=on_wait, cancelled=cancel.is_set):
+        try:
+            try:
+                writer = Writer.open(db)
+            except DatabaseDamaged as damage:
+                return _recover(db, corpus, progress, cancel, params, damage)
+            try:
+                with cancel.hook(writer.interrupt):
+                    return _rebuild(writer, corpus, progress, cancel, params)
+            except DatabaseDamaged as damage:
+                writer.close()
+                return _recover(db, corpus, progress, cancel, params, damage)
+            finally:
+                writer.close()
+        except (NewsdeskError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            _log.exception("Rebuild of %s failed", corpus)
+            raise BuildFailed(f"The rebuild failed ({type(e).__name__}: {e}).",
+                              "The previous index is unchanged and still answering.") from e
+
+
+def repair(db: Path, corpus: Path, progress: Progress | None = None, cancel: Cancellation | None = None,
+           on_wait: Callable[[str], None] | None = None) -> Built | None:
+    """Check the database with SQLite's quick_check; rebuild it into a new file if it is damaged.
+
+    Returns None when the check passes (nothing is touched).
+    """
+    cancel = cancel or Cancellation()
+    db = Path(db)
+    check_path(db, writing=True)
+    with WriteLock(db).held("repair", on_wait=on_wait, cancelled=cancel.is_set):
+        verdict = quick_check(db) if db.exists() else None
+        if verdict is None:
+            return None
+        damage = DatabaseDamaged(f"The database {db} is damaged ({verdict}).")
+        return _recover(db, Path(corpus), progress, cancel, DEFAULT_PARAMS, damage)
+
+
+def _recover(db: Path, corpus: Path, progress: Progress | None, cancel: Cancellation, params: BM25Params,
+             damage: DatabaseDamaged) -> Built:
+    """Build a new database beside the damaged one, with what user data can still be read, and swap it in."""
+    _log.warning("%s Rebuilding it into a new file.", damage.message)
+    saved = salvage(db)
+    fresh = db.with_name(f"{db.name}.rebuilding-{os.getpid()}")
+    writer = Writer.open(fresh)
     try:
-        return await _rebuild(store, corpus, progress, params)
-    except (NewsdeskError, asyncio.CancelledError):
-        raise
-    except Exception as e:
-        _log.exception("Rebuild of %s failed", corpus)
-        raise BuildFailed(f"The rebuild failed ({type(e).__name__}: {e}).",
-                          "The previous index is unchanged and still answering.") from e
+        with writer.transaction():
+            writer.restore(saved)
+        with cancel.hook(writer.interrupt):
+            built = _rebuild(writer, corpus, progress, cancel, params)
+    finally:
+        writer.close()
+    aside = swap_in(fresh, db)
+    built.report.notes.append(f"{damage.message} It is kept as {aside.name}; the index was rebuilt from the corpus "
+                              f"into a new file, and {saved.summary()}.")
+    return built
 
 
-async def _rebuild(store: Store, corpus: Path, progress: Progress | None, params: BM25Params) -> BuildReport:
+def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Cancellation,
+             params: BM25Params) -> Built:
     started = time.perf_counter()
-    report = _noop if progress is None else progress
-    corpus = Path(corpus)
+
+    def report(stage: str, done: int, total: int) -> None:
+        cancel.check()
+        if progress is not None:
+            progress(stage, done, total)
+
     if not corpus.exists():
         raise CorpusError(f"The corpus folder {corpus} does not exist.", "Pass --corpus PATH or set NEWSDESK_CORPUS.")
     report("scanning", 0, 1)
-    files, problems = await asyncio.to_thread(scan_corpus, corpus)
+    files, problems = scan_corpus(corpus)
     if not files:
         raise CorpusError(f"The corpus folder {corpus} has no readable article files (.txt, .md, .html, .jsonl).",
                           "\n".join(str(p) for p in problems) or None)
-    vocabulary = await asyncio.to_thread(Vocabulary.load)
+    vocabulary = Vocabulary.load()
     fingerprint = analyzer_fingerprint(vocabulary, params)
-    async with store.rebuild() as writer:
-        stored_hashes = await writer.file_hashes()
-        fresh = await writer.last_analyzer() != fingerprint
+    with writer.transaction():
+        stored_hashes = writer.file_hashes()
+        fresh = writer.last_analyzer() != fingerprint
         changed = [f for f in files if fresh or stored_hashes.get(f.relative) != f.digest]
         present = {f.relative for f in files}
         gone = [name for name in stored_hashes if name not in present]
-        articles, parse_problems = await asyncio.to_thread(_parse_all, changed, report)
+        articles, parse_problems = _parse_all(changed, report)
         problems += parse_problems
-        before_signatures = await writer.article_signatures()
-        before_positions = await writer.occurrence_keys([f.relative for f in changed] + gone)
-        known = await writer.passage_ids_by_key()
-        blobs = await store.index_blobs()
+        before_signatures = writer.article_signatures()
+        before_positions = writer.occurrence_keys([f.relative for f in changed] + gone)
+        known = writer.passage_ids_by_key()
+        stored = writer.index_blobs(SENTENCE_BLOBS)
         # The sentence model is learnt once, on the first build's corpus (or again when the analysis
         # changed, when every file is re-read): re-learning it would move the cuts of long paragraphs.
-        keep_splitter = not fresh and "sentences" in blobs
-        splitter = (SentenceSplitter.from_json(blobs["sentences"].decode()) if keep_splitter
-                    else await asyncio.to_thread(SentenceSplitter.train, (p.text for a in articles for p in a.paragraphs)))
-        current = keep_splitter and index_format(blobs) == INDEX_FORMAT
-        passages = await asyncio.to_thread(make_passages, articles, splitter)
-        await writer.delete_files([f.relative for f in changed] + gone)
-        await _write_articles(writer, articles, {f.relative: f.digest for f in changed})
+        splitter = None if fresh else stored_splitter(stored)
+        current = splitter is not None and index_format(stored) == INDEX_FORMAT
+        if splitter is None:
+            splitter = SentenceSplitter.train(p.text for a in articles for p in a.paragraphs)
+        passages = make_passages(articles, splitter)
+        report("writing", 0, 1)
+        writer.delete_files([f.relative for f in changed] + gone)
+        _write_articles(writer, articles, {f.relative: f.digest for f in changed})
         analyzer = make_analyzer(vocabulary)    # one per build: the irregular table is stemmed once
-        new_rows = await asyncio.to_thread(_analyse, passages, known, analyzer, fresh, report)
-        await writer.update_tokens((tokens, key) for key, tokens in new_rows.refreshed.items())
-        await writer.insert_passages(new_rows.inserted)
-        await writer.insert_occurrences(
+        new_rows = _analyse(passages, known, analyzer, fresh, report, cancel)
+        writer.update_tokens((tokens, key) for key, tokens in new_rows.refreshed.items())
+        writer.insert_passages(new_rows.inserted)
+        writer.insert_occurrences(
             (o.source, o.paragraph, o.part, new_rows.ids[p.key], o.section) for p in passages for o in p.occurrences)
-        removed = await writer.delete_orphan_passages()
-        article_count, passage_count = await writer.counts()
+        removed = writer.delete_orphan_passages()
+        article_count, passage_count = writer.counts()
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
+        searcher = None
         if current and not changed and not gone:
             _log.info("Nothing changed: the compiled index is kept")
         else:
             report("compiling", 0, passage_count)
-            await writer.replace_index(await _compile(writer, splitter, analyzer, vocabulary.places, params))
+            searcher, blobs = _compile(writer, splitter, analyzer, vocabulary.places, params, report)
+            report("saving", 0, 1)
+            writer.replace_index(blobs)
+            del blobs
         after_signatures = {a.source: _signature(a) for a in articles}
         article_changes = _article_changes(before_signatures, after_signatures, [f.relative for f in changed] + gone)
         after_keys = {(o.source, o.paragraph, o.part): p.key for p in passages for o in p.occurrences}
@@ -156,20 +281,20 @@ async def _rebuild(store: Store, corpus: Path, progress: Progress | None, params
         result = BuildReport(0, article_count, passage_count, article_changes, passage_changes,
                              files_read=len(changed), files_unchanged=len(files) - len(changed),
                              problems=problems, seconds=seconds)
-        result.build_id = await writer.add_build(str(corpus.resolve()), fingerprint, article_count, passage_count,
-                                                 seconds, result.to_dict())
+        result.build_id = writer.add_build(str(corpus.resolve()), fingerprint, article_count, passage_count,
+                                           seconds, result.to_dict())
+        record = writer.current_build()
+        report("committing", 0, 1)
     for problem in problems:
         _log.warning("%s", problem)
-    report("done", 1, 1)
-    return result
+    if progress is not None:
+        progress("done", 1, 1)
+    assert record is not None
+    return Built(result, record, searcher)
 
 
 def problem_line(problem: Problem) -> str:
     return f"Skipped: {problem}" if problem.skipped else f"Warning: {problem}"
-
-
-def _noop(stage: str, done: int, total: int) -> None:
-    pass
 
 
 def _parse_all(files, report: Progress) -> tuple[list[Article], list[Problem]]:
@@ -191,13 +316,13 @@ class _Analysed:
 
 
 def _analyse(passages: list[Passage], known: dict[str, str], analyzer: Analyzer, fresh: bool,
-             report: Progress) -> _Analysed:
+             report: Progress, cancel: Cancellation) -> _Analysed:
     """Tokens for the passages not stored yet (and for all of them when the analysis itself changed)."""
     new_ids = assign_ids((p.key for p in passages), known, set(known.values()))
     ids = {p.key: known.get(p.key) or new_ids[p.key] for p in passages}
     todo = [p for p in passages if fresh or p.key not in known]
     report("analysing", 0, len(todo))
-    tokens = _tokenize_all([p.text for p in todo], analyzer, report)
+    tokens = _tokenize_all([p.text for p in todo], analyzer, report, cancel)
     inserted = [(ids[p.key], p.key, p.text, t) for p, t in zip(todo, tokens) if p.key not in known]
     refreshed = {p.key: t for p, t in zip(todo, tokens) if p.key in known}
     return _Analysed(ids, inserted, refreshed)
@@ -207,88 +332,105 @@ def _analyse(passages: list[Passage], known: dict[str, str], analyzer: Analyzer,
 PARALLEL_FROM = 20_000
 
 
-def _tokenize_all(texts: list[str], analyzer: Analyzer, report: Progress) -> list[str]:
-    """Each text's terms, space-joined as stored; spread over the CPU cores for a large corpus."""
+def _tokenize_all(texts: list[str], analyzer: Analyzer, report: Progress, cancel: Cancellation) -> list[str]:
+    """Each text's terms, space-joined as stored; spread over the CPU cores for a large corpus.
+
+    The workers are spawned, never forked: a fork of the bot would copy its event loop, its sockets and
+    hundreds of MB of index into each worker. Each worker also watches its parent and exits with it.
+    """
     workers = min(os.cpu_count() or 1, 8)
     if len(texts) < PARALLEL_FROM or workers < 2:
         out = []
         for i, text in enumerate(texts):
             out.append(" ".join(analyzer.tokenize(text)))
-            if i % 5000 == 0:
+            if i % 2000 == 0:
                 report("analysing", i, len(texts))
         return out
     chunk = 2000
     pieces = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
     out = []
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(analyzer.term_map,)) as pool:
-        for done, tokens in enumerate(pool.map(_tokenize_chunk, pieces), start=1):
-            out += tokens
-            report("analysing", min(done * chunk, len(texts)), len(texts))
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(analyzer.term_map, os.getpid()))
+    try:
+        with cancel.hook(pool.terminate):
+            for done, tokens in enumerate(pool.imap(_tokenize_chunk, pieces), start=1):
+                out += tokens
+                report("analysing", min(done * chunk, len(texts)), len(texts))
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
     return out
 
 
 _worker_analyzer: Analyzer | None = None
 
 
-def _start_worker(term_map: dict[str, str]) -> None:
+def _start_worker(term_map: dict[str, str], parent: int) -> None:
     global _worker_analyzer
     _worker_analyzer = Analyzer(term_map)
+    die_with_parent(parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process exit when `parent` does, kill -9 included.
+
+    Linux's PR_SET_PDEATHSIG does it at once; a watchdog thread polling the parent covers other systems
+    and the case where the spawning thread, not the process, ended.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)          # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:                 # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _tokenize_chunk(texts: list[str]) -> list[str]:
+    assert _worker_analyzer is not None
     return [" ".join(_worker_analyzer.tokenize(text)) for text in texts]
 
 
-def index_format(blobs: dict[str, bytes]) -> int | None:
-    """The format a stored compiled index was written in (None for one from before formats were kept)."""
-    try:
-        return int(blobs["format"])
-    except (KeyError, ValueError):
-        return None
-
-
-async def _write_articles(writer: Writer, articles: list[Article], digests: dict[str, str]) -> None:
-    await writer.insert_articles(
+def _write_articles(writer: Writer, articles: list[Article], digests: dict[str, str]) -> None:
+    writer.insert_articles(
         (a.source, a.file, digests[a.file], _signature(a), a.title, a.url, a.outlet, a.published, a.author,
          len(a.paragraphs))
         for a in articles)
 
 
-async def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, places: list[list[str]],
-                   params: BM25Params) -> dict[str, bytes]:
+def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, places: list[list[str]],
+             params: BM25Params, report: Progress) -> tuple[Searcher, dict[str, bytes]]:
     """The BM25 index over every passage: its own words, then its article's title and section heading.
 
     The title and heading are context (issue: headings are "context for the paragraphs under them"):
     a question naming the story's subject should prefer that story's paragraphs.
     """
-    rows = await writer.passages_with_context()
     context: dict[tuple[str, str | None], list[str]] = {}
+    ids: list[str] = []
 
-    def tokens_of(row: tuple[str, str, str, str | None]) -> list[str]:
-        _pid, tokens, title, section = row
-        if (title, section) not in context:
-            context[(title, section)] = analyzer.tokenize(f"{title}\n{section or ''}")
-        return tokens.split() + context[(title, section)]
+    def documents() -> Iterator[list[str]]:
+        for count, (pid, tokens, title, section) in enumerate(writer.passages_with_context()):
+            if (title, section) not in context:
+                context[(title, section)] = analyzer.tokenize(f"{title}\n{section or ''}")
+            ids.append(pid)
+            if count % 20_000 == 0:
+                report("compiling", count, 0)
+            yield tokens.split() + context[(title, section)]
 
-    ids = [row[0] for row in rows]
-    index = await asyncio.to_thread(BM25Index.build, (tokens_of(row) for row in rows), params)
-    del rows
-    aliases = await asyncio.to_thread(mine_aliases, await _texts(writer))
-    blobs = index.to_arrays()
-    blobs["format"] = str(INDEX_FORMAT).encode()
-    blobs["passage_ids"] = "\n".join(ids).encode()
-    blobs["sentences"] = splitter.to_json().encode()
-    # The analysis tables, resolved now so that start-up does not stem them again.
-    blobs["term_map"] = json.dumps(analyzer.term_map).encode()
-    blobs["expansions"] = json.dumps(expansion_table(analyzer, aliases, places)).encode()
-    return blobs
-
-
-async def _texts(writer: Writer) -> list[str]:
-    async with writer.db.execute("SELECT text FROM passages ORDER BY id") as cursor:
-        return [row[0] for row in await cursor.fetchall()]
+    index = BM25Index.build(documents(), params)
+    report("aliases", 0, 1)
+    aliases = mine_aliases(writer.texts())
+    expansions = expansion_table(analyzer, aliases, places)
+    searcher = Searcher(index, ids, analyzer, splitter, expansions=expansions, places=places)
+    return searcher, to_blobs(index, ids, splitter, analyzer, expansions)
 
 
 def _signature(article: Article) -> str:

@@ -1,20 +1,21 @@
-"""The `newsdesk` command: a thin layer over index.desk, printing what the bot would post."""
+"""The `newsdesk` command: a thin layer over index.desk.Newsdesk, printing what the bot would post."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
+from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-from .errors import NewsdeskError
+from .errors import BuildInterrupted, NewsdeskError
 
 __all__ = ("main",)
 
@@ -25,9 +26,21 @@ EXAMPLES = """examples:
   newsdesk ask "who leads the LNA?" -k 3 --json
   newsdesk cite abc1234
   newsdesk index build --corpus ./articles
+  newsdesk index repair
   newsdesk eval questions.jsonl --corpus corpus.jsonl
   newsdesk run                      # the Discord bot (DISCORD_TOKEN in the environment or .env)
+
+settings: --db and --corpus, else $NEWSDESK_DB and $NEWSDESK_CORPUS (environment or ./.env), else
+~/.local/share/newsdesk/newsdesk.db and the shipped articles; another --corpus gets its own database.
+
+exit status: 0 done, 1 error, 2 usage or database unusable, 3 database path is a folder, 4 not a
+regular file, 5 under a file, 6 permission denied, 7 locked by another process, 8 damaged, 130 interrupted.
 """
+
+# A signal during a build: the transaction rolls back at the build's next check; if a long step keeps it
+# busy past this, the process exits anyway (SQLite discards an uncommitted transaction on its own).
+HARD_EXIT_AFTER_S = 1.5
+INTERRUPTED = "Interrupted: the rebuild was rolled back; the previous index is unchanged."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except NewsdeskError as e:
         print(f"Error: {e}", file=sys.stderr)
-        return 1
+        return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:   # `newsdesk ask ... | head`: the reader left; say nothing more
@@ -50,99 +63,105 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _version() -> str:
+    try:
+        return metadata.version("newsdesk")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsdesk", description="Ask a news corpus; get verbatim quotes with sources.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--version", action="version", version=f"newsdesk {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, handler, help: str, example: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=f"{help}\n\nexample:\n  {example}",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    def add(group: Any, name: str, handler: Callable[[argparse.Namespace], int], help: str,
+            example: str) -> argparse.ArgumentParser:
+        p = group.add_parser(name, help=help, description=f"{help}\n\nexample:\n  {example}",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(handler=handler)
         return p
 
-    ask = add("ask", _ask, "Answer a question with quoted passages and their sources.",
+    ask = add(sub, "ask", _ask, "Answer a question with quoted passages and their sources.",
               'newsdesk ask "which countries bombed the PFG?" -k 3')
     ask.add_argument("question", help="the question, in quotes")
-    ask.add_argument("-k", type=_positive, default=5, help="how many passages (default 5)")
-    ask.add_argument("--source", help="only passages from this article (its path, as `newsdesk cite` shows)")
+    ask.add_argument("-k", type=_positive, default=5, metavar="N", help="how many passages, 1 to 100 (default 5)")
+    ask.add_argument("--source", metavar="PATH", help="only passages from this article (its path, as `--json` shows it)")
     ask.add_argument("--json", action="store_true", help="print JSON instead of text")
     _storage_options(ask)
 
-    cite = add("cite", _cite, "Show one passage by its ID, with every article it appears in.", "newsdesk cite abc1234")
+    cite = add(sub, "cite", _cite, "Show one passage by its ID, with every article it appears in.", "newsdesk cite abc1234")
     cite.add_argument("id", help="the passage ID shown in an answer")
     cite.add_argument("--json", action="store_true", help="print JSON instead of text")
     _storage_options(cite)
 
-    index = sub.add_parser("index", help="Build or inspect the index.")
+    index = sub.add_parser("index", help="Build, update or repair the index.",
+                           description="Build, update or repair the index.\n\nexample:\n  newsdesk index build",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     index_sub = index.add_subparsers(dest="index_command", metavar="SUBCOMMAND")
-    build = index_sub.add_parser("build", help="Index the corpus (incremental: unchanged files are not re-read).",
-                                 description="Index the corpus (incremental: unchanged files are not re-read).\n\n"
-                                             "example:\n  newsdesk index build --corpus ./articles",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    build.set_defaults(handler=_build)
+    build = add(index_sub, "build", _build,
+                "Index the corpus (incremental: unchanged files are not re-read). Ctrl-C rolls it back.",
+                "newsdesk index build --corpus ./articles")
     build.add_argument("--json", action="store_true", help="print the build report as JSON")
     _storage_options(build)
+    repair = add(index_sub, "repair", _repair,
+                 "Check the database with SQLite's integrity check; if it is damaged, keep it aside, rebuild the "
+                 "index into a new file and carry over votes and build records.", "newsdesk index repair")
+    repair.add_argument("--json", action="store_true", help="print the report as JSON")
+    _storage_options(repair)
 
-    ev = add("eval", _eval, "Measure retrieval: hit@1/3/5/20, MRR@10 and latency over a question file.",
+    ev = add(sub, "eval", _eval, "Measure retrieval: hit@1/3/5/20, MRR@10 and latency over a question file.",
              "newsdesk eval questions.jsonl --corpus corpus.jsonl")
     ev.add_argument("questions", type=Path, help='JSON lines: {"q": question, "any": [expected substring, ...]}')
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.add_argument("--misses", type=int, default=0, metavar="N", help="also list the first N questions missed at 1")
     _storage_options(ev)
 
-    run = add("run", _run, "Run the Discord bot (token from DISCORD_TOKEN or .env).", "newsdesk run")
+    run = add(sub, "run", _run, "Run the Discord bot (token from DISCORD_TOKEN or .env).", "newsdesk run")
     _storage_options(run)
-    sync = add("sync", _sync, "Publish the bot's slash commands to Discord (after changing them).",
+    sync = add(sub, "sync", _sync, "Publish the bot's slash commands to Discord (after changing them).",
                "newsdesk sync --guild 123456789012345678")
     sync.add_argument("--guild", type=int, help="publish to one server only (instant; for development)")
     return parser
 
 
 def _storage_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", type=Path, help="folder (or single file) of articles; default: the shipped corpus")
-    parser.add_argument("--db", type=Path, help="SQLite database; default: one per corpus in ~/.local/share/newsdesk")
+    parser.add_argument("--corpus", type=Path, metavar="PATH",
+                        help="folder (or single file) of articles; default: $NEWSDESK_CORPUS, else the shipped corpus")
+    parser.add_argument("--db", type=Path, metavar="PATH",
+                        help="SQLite database; default: $NEWSDESK_DB, else one per corpus in ~/.local/share/newsdesk")
 
 
 def _positive(value: str) -> int:
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, not {value!r}") from None
     if not 1 <= number <= 100:
         raise argparse.ArgumentTypeError("must be between 1 and 100")
     return number
 
 
-def _resolve(args: argparse.Namespace) -> tuple[Path, Path]:
-    from .desk import default_corpus, default_db
+def _settings(args: argparse.Namespace):
+    from .config import Settings
 
-    corpus = (args.corpus or default_corpus()).resolve()
-    if args.db:
-        return args.db, corpus
-    if os.environ.get("NEWSDESK_DB") or args.corpus is None:
-        return default_db(), corpus
-    # Another corpus gets its own database, so trying one never overwrites the default index.
-    digest = hashlib.sha256(str(corpus).encode()).hexdigest()[:8]
-    return default_db().with_name(f"{corpus.stem}-{digest}.db"), corpus
+    return Settings.resolve(corpus=args.corpus, db=args.db)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 async def _open(args: argparse.Namespace):
     from .desk import Newsdesk
 
-    db, corpus = _resolve(args)
     progress = _ProgressBar()
-    desk = await Newsdesk.open(db, corpus, progress=progress)
+    desk = await Newsdesk.open(_settings(args), progress=progress, on_wait=_say)
     progress.finish()
     for notice in desk.notices:
-        print(notice, file=sys.stderr)
-    if args.corpus and desk.build and Path(desk.build.corpus) != corpus:
-        print(f"The database holds {desk.build.corpus}; indexing {corpus}.", file=sys.stderr)
-        try:
-            report = await desk.rebuild(progress, corpus)
-        except BaseException:
-            await desk.close()
-            raise
-        progress.finish()
-        print(report.summary(), file=sys.stderr)
+        _say(notice)
     return desk
 
 
@@ -182,21 +201,62 @@ def _cite(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    async def job(desk, progress, cancel):
+        return await desk.rebuild(progress, cancel, on_wait=_say)
+
+    return _write_command(args, job)
+
+
+def _repair(args: argparse.Namespace) -> int:
+    async def job(desk, progress, cancel):
+        report = await desk.repair(progress, cancel, on_wait=_say)
+        if report is None:
+            print(f"{desk.db} passed SQLite's integrity check; nothing to repair.")
+        return report
+
+    return _write_command(args, job)
+
+
+def _write_command(args: argparse.Namespace, job) -> int:
+    """Run a build-like job; SIGINT or SIGTERM roll it back and exit within about two seconds."""
+    from .build import Cancellation
     from .desk import Newsdesk
 
     async def go() -> int:
-        db, corpus = _resolve(args)
+        loop = asyncio.get_running_loop()
+        cancel = Cancellation()
         progress = _ProgressBar()
-        desk = await Newsdesk.open(db, corpus, load=False)
+
+        def stop(sig: signal.Signals) -> None:
+            cancel.cancel()
+            code = 128 + sig
+            # The build thread holds the only reference to what it must roll back; a step that does not
+            # check in time is cut short: SQLite never applies an uncommitted transaction.
+            timer = threading.Timer(HARD_EXIT_AFTER_S, _hard_exit, (code,))
+            timer.daemon = True
+            timer.start()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop, sig)
+        desk = await Newsdesk.open(_settings(args), load=False)
         async with desk:
-            for notice in desk.notices:
-                print(notice, file=sys.stderr)
-            report = await desk.rebuild(progress, corpus)
+            try:
+                report = await job(desk, progress, cancel)
+            except BuildInterrupted:
+                progress.finish()
+                _say(INTERRUPTED)
+                return 130
             progress.finish()
-        print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+        if report is not None:
+            print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
         return 0
 
     return asyncio.run(go())
+
+
+def _hard_exit(code: int) -> None:
+    _say(INTERRUPTED)
+    os._exit(code)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -207,10 +267,11 @@ def _eval(args: argparse.Namespace) -> int:
         desk = await _open(args)
         async with desk:
             report = await evaluate(desk, questions)
+            passages = desk.build.passages if desk.build else 0
         if args.json:
             print(json.dumps(report.to_dict(), indent=2))
         else:
-            print(f"{args.questions}: {report.questions} questions, {desk.build.passages} passages")
+            print(f"{args.questions}: {report.questions} questions, {passages} passages")
             print(report.table())
         for miss in report.misses[: args.misses]:
             print(json.dumps(miss, ensure_ascii=False), file=sys.stderr)
@@ -222,8 +283,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from bot.__main__ import main as run_bot  # imported here so `index` works without discord.py
 
-    db, corpus = _resolve(args)
-    return run_bot(corpus=corpus if args.corpus else None, db=db if (args.db or args.corpus) else None)
+    return run_bot(corpus=args.corpus, db=args.db)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -233,7 +293,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 class _ProgressBar:
-    """Build progress on a terminal's stderr; called from worker threads, hence the lock."""
+    """Build progress on a terminal's stderr; called from the build's thread, hence the lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -249,8 +309,9 @@ class _ProgressBar:
                 return   # a log or a pipe gets the notices and the report, not a bar
             self._last, self._shown, self._stage = now, True, stage
             width = 30
-            filled = int(width * done / total) if total else width
-            sys.stderr.write(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}  ")
+            filled = int(width * done / total) if total else 0
+            count = f"{done}/{total}" if total else f"{done}"
+            sys.stderr.write(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {count}  ")
             sys.stderr.flush()
 
     def finish(self) -> None:

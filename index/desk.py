@@ -1,43 +1,40 @@
-"""The engine as the CLI and the bot use it: one store, the searcher loaded from it, and rebuilds that swap in."""
+"""The engine, the one way in for the CLI and the bot: open, ask, cite, list, vote, rebuild and repair.
+
+Reads go through a read-only connection and the searcher in memory; a rebuild runs whole in a worker
+thread (the event loop only awaits it) and hands back the searcher it compiled, which is swapped in
+while searches already running finish on the old one.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, Callable
 
-from .analysis import Analyzer, SentenceSplitter
-from .bm25 import BM25Index
-from .build import INDEX_FORMAT, BuildReport, Progress, index_format, problem_line, rebuild
-from .errors import IndexNotBuilt, PassageNotFound, RebuildInProgress
+from . import build as building
+from .build import BuildReport, Cancellation, Progress, problem_line
+from .compiled import INDEX_FORMAT, from_blobs, index_format
+from .config import Settings
+from .errors import (ArticleNotFound, DatabaseBusy, DatabaseDamaged, IndexNotBuilt, PassageNotFound,
+                     RebuildInProgress)
 from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
+from .render import clean, inert
 from .search import Hit, Searcher, SearchResult
-from .store import BuildRecord, PassageRecord, Store, StoreCorrupt
-from .vocabulary import Vocabulary
+from .store import ArticleInfo, BuildRecord, PassageRecord, Reader, Writer
 
-__all__ = ("Newsdesk", "Answer", "Result", "default_corpus", "default_db")
+__all__ = ("Newsdesk", "Answer", "Result", "Settings")
 
 _log = logging.getLogger(__name__)
 
-
-def default_corpus() -> Path:
-    """$NEWSDESK_CORPUS, else the articles shipped beside the package."""
-    env = os.environ.get("NEWSDESK_CORPUS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "corpus"
-
-
-def default_db() -> Path:
-    """$NEWSDESK_DB, else newsdesk.db in the user's data folder."""
-    env = os.environ.get("NEWSDESK_DB")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "newsdesk" / "newsdesk.db"
+# A vote waits this long for the write lock; past it, it is kept in memory and written after the rebuild.
+VOTE_WAIT_MS = 1_500
+# A reader replaced by a swap is closed this much later, so that reads already started can finish on it.
+READER_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,36 +59,43 @@ class Answer:
 
 
 class Newsdesk:
-    """Open with `await Newsdesk.open(db, corpus)`; ask, cite and rebuild; close when done."""
+    """Open with `await Newsdesk.open(settings)`; ask, cite and rebuild; close when done."""
 
-    def __init__(self, store: Store, corpus: Path) -> None:
-        self.store = store
-        self.corpus = corpus
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.searcher: Searcher | None = None
         self.build: BuildRecord | None = None
         self.notices: list[str] = []          # what the person should be told about start-up
+        self._reader: Reader | None = None
+        self._reader_inode: int | None = None
         self._rebuild_lock = asyncio.Lock()
+        self._pending_votes: list[tuple[str, int, str, str, int]] = []
+
+    @property
+    def db(self) -> Path:
+        return self.settings.db
+
+    @property
+    def corpus(self) -> Path:
+        return self.settings.corpus
 
     @classmethod
-    async def open(cls, db: Path | str, corpus: Path | str | None = None, progress: Progress | None = None,
-                   build_if_missing: bool = True, load: bool = True) -> "Newsdesk":
-        """Load the stored index; build it first if there is none, or if the database was damaged.
+    async def open(cls, settings: Settings | Path | str | None = None, corpus: Path | str | None = None, *,
+                   progress: Progress | None = None, build_if_missing: bool = True, load: bool = True,
+                   repair: bool = False, on_wait: Callable[[str], None] | None = None) -> "Newsdesk":
+        """Load the stored index; build it first if there is none or it holds another corpus.
 
-        load=False only opens the database (for a caller about to rebuild anyway).
+        settings may be a Settings, or a database path (with corpus beside it); None resolves both from
+        the environment and `.env`. load=False only checks the paths (for a caller about to rebuild).
+        repair=True rebuilds a database SQLite proves damaged (keeping the damaged file); otherwise that
+        is an error naming `newsdesk index repair`.
         """
-        db, corpus = Path(db), Path(corpus) if corpus else default_corpus()
-        notices = []
-        try:
-            store = await Store(db).open()
-        except StoreCorrupt as e:
-            aside = db.with_name(f"{db.name}.damaged-{int(time.time())}")
-            for suffix in ("", "-wal", "-shm"):
-                if Path(str(db) + suffix).exists():
-                    os.replace(str(db) + suffix, str(aside) + suffix)
-            notices.append(f"{e} It was moved to {aside.name} and the index is rebuilt from {corpus}.")
-            store = await Store(db).open()
-        desk = cls(store, corpus)
-        desk.notices = notices
+        if not isinstance(settings, Settings):
+            if settings is not None and corpus is not None:
+                settings = Settings(Path(settings), Path(corpus).resolve())
+            else:
+                settings = Settings.resolve(corpus=corpus, db=settings)
+        desk = cls(settings)
         if not load:
             return desk
         try:
@@ -100,17 +104,34 @@ class Newsdesk:
             except IndexNotBuilt as e:
                 if not build_if_missing:
                     raise
-                if not notices:
-                    desk.notices.append(f"{e.message} Building it from {corpus}.")
-                report = await desk.rebuild(progress)
-                desk.notices += [problem_line(p) for p in report.problems]
+                desk.notices.append(f"{e.message} Building it from {settings.corpus}.")
+                await desk._build_notices(progress, on_wait)
+            except DatabaseDamaged as e:
+                if not repair:
+                    raise
+                desk.notices.append(f"{e.message} Rebuilding it (the damaged file is kept).")
+                await desk._build_notices(progress, on_wait)
+            wanted = str(settings.corpus)
+            if desk.build is not None and desk.build.corpus != wanted and build_if_missing:
+                desk.notices.append(f"The database holds {desk.build.corpus}; indexing {wanted}.")
+                await desk._build_notices(progress, on_wait)
         except BaseException:
-            await store.close()
+            await desk.close()
             raise
         return desk
 
+    async def _build_notices(self, progress: Progress | None, on_wait: Callable[[str], None] | None) -> None:
+        report = await self.rebuild(progress, on_wait=on_wait)
+        self.notices += report.notes + [problem_line(p) for p in report.problems]
+
     async def close(self) -> None:
-        await self.store.close()
+        if self._pending_votes:
+            await self._flush_votes(wait_ms=10_000)
+            if self._pending_votes:
+                _log.warning("%d votes could not be written before closing", len(self._pending_votes))
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
 
     async def __aenter__(self) -> "Newsdesk":
         return self
@@ -118,37 +139,118 @@ class Newsdesk:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # -- loading --------------------------------------------------------------------------------
+
+    async def _read(self) -> Reader:
+        """The read-only connection, reopened when the file was replaced (a repaired database)."""
+        inode = _inode(self.db)
+        if self._reader is not None and inode == self._reader_inode:
+            return self._reader
+        old, self._reader = self._reader, await Reader.open(self.db)
+        self._reader_inode = inode
+        if old is not None:
+            asyncio.get_running_loop().call_later(READER_GRACE_S, lambda: asyncio.ensure_future(old.close()))
+        return self._reader
+
     async def reload(self) -> None:
         """Swap in the newest stored index: searches already running finish on the old one."""
-        build = await self.store.current_build()
+        reader = await self._read()
+        build = await reader.current_build()
         if build is None:
             raise IndexNotBuilt("There is no index yet.", "Run: newsdesk index build")
-        blobs = await self.store.index_blobs()
+        blobs = await reader.index_blobs()
         if index_format(blobs) != INDEX_FORMAT:
             raise IndexNotBuilt("The stored index was made by another version of Newsdesk.", "Run: newsdesk index build")
-        self.searcher = await asyncio.to_thread(_searcher_from, blobs)
-        self.build = build
+        searcher = await asyncio.to_thread(from_blobs, blobs)
+        del blobs
+        await self._swap(searcher, build)
+
+    async def refresh(self) -> bool:
+        """Load a build another process committed since ours; True if there was one."""
+        if self.rebuilding:
+            return False
+        build = await (await self._read()).current_build()
+        if build is None or (self.build is not None and build.id == self.build.id):
+            return False
+        await self.reload()
+        return True
+
+    async def _swap(self, searcher: Searcher, build: BuildRecord) -> None:
+        old = [self.searcher]
+        self.searcher, self.build = searcher, build
+        # Freeing an index of a million passages (dicts of every term) takes tens of ms: not on the loop.
+        await asyncio.to_thread(old.clear)
+
+    # -- rebuilding -----------------------------------------------------------------------------
 
     @property
     def rebuilding(self) -> bool:
         return self._rebuild_lock.locked()
 
-    async def rebuild(self, progress: Progress | None = None, corpus: Path | None = None) -> BuildReport:
-        """Incremental rebuild, then swap. One at a time: a second call while one runs is refused."""
+    async def rebuild(self, progress: Progress | None = None, cancel: Cancellation | None = None,
+                      on_wait: Callable[[str], None] | None = None) -> BuildReport:
+        """Incremental rebuild in a worker thread, then swap. One at a time in this process (a second call
+        is refused); another process's rebuild is waited for, and on_wait is told who holds it."""
+        return (await self._write_job(building.rebuild, progress, cancel, on_wait)).report
+
+    async def repair(self, progress: Progress | None = None, cancel: Cancellation | None = None,
+                     on_wait: Callable[[str], None] | None = None) -> BuildReport | None:
+        """quick_check the database; rebuild it into a new file if damaged. None when it is sound."""
+        built = await self._write_job(building.repair, progress, cancel, on_wait)
+        return None if built is None else built.report
+
+    async def _write_job(self, job: Callable[..., Any], progress: Progress | None, cancel: Cancellation | None,
+                         on_wait: Callable[[str], None] | None) -> Any:
         if self._rebuild_lock.locked():
             raise RebuildInProgress("A rebuild is already running.", "Wait for it to finish; its report will follow.")
+        cancel = cancel or Cancellation()
         async with self._rebuild_lock:
-            report = await rebuild(self.store, corpus or self.corpus, progress)
-            await self.reload()
-        return report
+            task = asyncio.ensure_future(asyncio.to_thread(job, self.db, self.corpus, progress, cancel, on_wait))
+            try:
+                built = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                cancel.cancel()               # the build rolls back; wait for it, so nothing outlives us
+                await asyncio.wait({task})
+                raise
+            if built is None:
+                return None
+            await self._read()                # reopened if a repair replaced the file
+            if built.searcher is not None:
+                await self._swap(built.searcher, built.build)
+                built.searcher = None
+            elif self.build is None or built.build.id != self.build.id + 1:
+                await self.reload()           # nothing changed, but what we hold is not the stored index
+            else:
+                self.build = built.build
+        await self._flush_votes()
+        return built
+
+    # -- reading --------------------------------------------------------------------------------
 
     async def ask(self, question: str, k: int = 5, offset: int = 0, source: str | None = None) -> Answer:
-        """The best k passages for a question (after offset), with their places and quotes."""
+        """The best k passages for a question (after offset), with their places and quotes.
+
+        source limits the search to one article (its path as `cite` shows it), whose place the
+        citations then name first.
+        """
         searcher, build = self._loaded()
+        reader = await self._read()
         started = time.perf_counter()
-        within = await self.store.passage_ids_of(source) if source else None
+        within = None
+        if source:
+            if await reader.article(source) is None:
+                raise ArticleNotFound(f"No indexed article is called {inert(source)}.",
+                                      "Give its path as `newsdesk cite` shows it (the bot's /sources lists them).")
+            within = await reader.passage_ids_of(source)
         result = await asyncio.to_thread(searcher.search, question, k, offset, within)
-        records = await self.store.passages([hit.passage_id for hit in result.hits])
+        records = await reader.passages([hit.passage_id for hit in result.hits])
+        if source:
+            records = {pid: _cited_from(record, source) for pid, record in records.items()}
+        return await asyncio.to_thread(self._answer, searcher, build, question, result, records, started)
+
+    @staticmethod
+    def _answer(searcher: Searcher, build: BuildRecord, question: str, result: SearchResult,
+                records: dict[str, PassageRecord], started: float) -> Answer:
         results = [
             Result(records[hit.passage_id], hit,
                    select_quote(records[hit.passage_id].text, result.highlight_terms, searcher.analyzer, searcher.splitter))
@@ -160,20 +262,72 @@ class Newsdesk:
 
     async def cite(self, passage_id: str) -> PassageRecord:
         wanted = passage_id.strip().strip("`").lower()
-        records = await self.store.passages([wanted])
+        reader = await self._read()
+        records = await reader.passages([wanted])
         if wanted not in records:
-            raise PassageNotFound(passage_id.strip(), await self.store.closest_ids(wanted))
+            raise PassageNotFound(clean(passage_id.strip(), 40), await reader.closest_ids(wanted))
         return records[wanted]
+
+    async def passages(self, ids: list[str]) -> dict[str, PassageRecord]:
+        return await (await self._read()).passages(ids)
+
+    async def articles(self, offset: int = 0, limit: int = 10) -> list[tuple[ArticleInfo, int]]:
+        """Indexed articles, newest first, with their paragraph counts."""
+        return await (await self._read()).articles(offset, limit)
+
+    async def count_articles(self) -> int:
+        return await (await self._read()).count_articles()
+
+    async def find_articles(self, text: str, limit: int = 25) -> list[ArticleInfo]:
+        """Articles whose title or path contains the text, for autocompletion and --source."""
+        return await (await self._read()).find_articles(text, limit)
+
+    async def feedback_totals(self, passage_id: str) -> tuple[int, int]:
+        return await (await self._read()).feedback_totals(passage_id)
 
     def _loaded(self) -> tuple[Searcher, BuildRecord]:
         if self.searcher is None or self.build is None:
             raise IndexNotBuilt("There is no index yet.", "Run: newsdesk index build")
         return self.searcher, self.build
 
+    # -- feedback -------------------------------------------------------------------------------
 
-def _searcher_from(blobs: dict[str, bytes]) -> Searcher:
-    index = BM25Index.from_arrays(blobs)
-    passage_ids = blobs["passage_ids"].decode().split("\n") if blobs["passage_ids"] else []
-    return Searcher(index, passage_ids, Analyzer(term_map=json.loads(blobs["term_map"])),
-                    SentenceSplitter.from_json(blobs["sentences"].decode()),
-                    expansions=json.loads(blobs["expansions"]), places=Vocabulary.load().places)
+    async def record_feedback(self, user_id: int, passage_ids: list[str], query: str, vote: int) -> bool:
+        """One vote per person, passage and question (a new one replaces it). True when written now; False
+        when a rebuild holds the write lock, and the votes are written as soon as it is released."""
+        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        self._pending_votes += [(at, user_id, pid, query, vote) for pid in passage_ids]
+        return await self._flush_votes()
+
+    async def _flush_votes(self, wait_ms: int = VOTE_WAIT_MS) -> bool:
+        if not self._pending_votes:
+            return True
+        votes, self._pending_votes = self._pending_votes, []
+        try:
+            await asyncio.to_thread(_write_votes, self.db, votes, wait_ms)
+        except DatabaseBusy:
+            self._pending_votes = votes + self._pending_votes
+            return False
+        return True
+
+
+def _write_votes(db: Path, votes: list[tuple[str, int, str, str, int]], wait_ms: int) -> None:
+    writer = Writer.open(db, busy_ms=wait_ms)
+    try:
+        with writer.transaction():
+            writer.record_feedback(votes)
+    finally:
+        writer.close()
+
+
+def _cited_from(record: PassageRecord, source: str) -> PassageRecord:
+    """The record with the asked-for article's place first, so the citation names that article."""
+    places = sorted(record.places, key=lambda p: p.article.source != source)
+    return replace(record, places=tuple(places))
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .analysis import fold_text
 from .errors import QueryError
+from .render import inert
 
 __all__ = ("Question", "EvalReport", "load_questions", "evaluate", "normalize_for_match", "CUTOFFS")
 
@@ -49,7 +50,15 @@ def normalize_for_match(text: str) -> str:
 
 def load_questions(path: Path) -> list[Question]:
     questions = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise QueryError(f"The question file {inert(str(path))} does not exist.") from None
+    except IsADirectoryError:
+        raise QueryError(f"{inert(str(path))} is a folder; give a .jsonl file of questions.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise QueryError(f"The question file {inert(str(path))} cannot be read ({e}).") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -80,7 +89,7 @@ async def evaluate(desk, questions: list[Question], depth: int = 20) -> EvalRepo
         latencies.append((time.perf_counter() - started) * 1000)
         if result.abstained:
             abstained += 1
-        texts = await desk.store.passages([h.passage_id for h in result.hits])
+        texts = await desk.passages([h.passage_id for h in result.hits])
         wanted = [normalize_for_match(s) for s in question.any]
         rank = next((i for i, h in enumerate(result.hits, start=1)
                      if any(w in normalize_for_match(texts[h.passage_id].text) for w in wanted)), None)

@@ -9,6 +9,8 @@ from .quotes import Quote
 from .store import Located, PassageRecord
 
 __all__ = (
+    "clean",
+    "inert",
     "escape_markdown",
     "quote_markdown",
     "citation_line",
@@ -26,6 +28,23 @@ __all__ = (
 
 _MARKDOWN_CHARS = re.compile(r"([\\*_~`|\[\]()<>])")
 _LINE_START = re.compile(r"^(\s*)([#>\-+]|\d+\.)", re.MULTILINE)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def clean(text: str, limit: int = 80) -> str:
+    """Someone's input made safe to echo (a file name, a question, an ID): control and escape characters
+    dropped, line breaks shown as \\n, cut to about `limit` characters. Discord callers still escape
+    markdown."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def inert(text: str, limit: int = 80) -> str:
+    """clean(), in quotes: for echoing input inside a sentence."""
+    return f"“{clean(text, limit)}”"
 
 
 def escape_markdown(text: str) -> str:

@@ -1,26 +1,38 @@
-"""SQLite, the source of truth: articles, passages, the compiled index and build records. The schema lives here.
+"""SQLite, the source of truth: articles, passages, the compiled index, build records and feedback.
 
-Every read goes through one aiosqlite connection; a rebuild writes on its own connection inside one
-BEGIN IMMEDIATE transaction, so readers (WAL) keep seeing the previous index until it commits, and a
-failure or a kill -9 mid-build leaves nothing half-written.
+Readers and the writer are kept apart, as Datasette does it: every read goes through a read-only
+connection (`mode=ro`) and the database is in WAL mode, so a read never waits for a write and always
+sees the last committed build. There is one writer at a time, held by an advisory lock file beside the
+database that names its holder, so a second writer can say who it is waiting for. A rebuild writes in
+one BEGIN IMMEDIATE transaction: a failure, a signal or a kill -9 mid-build leaves nothing half-written.
+
+An error is never taken for damage unless SQLite itself says so (SQLITE_CORRUPT or SQLITE_NOTADB) and
+`PRAGMA quick_check` agrees; every other failure (a folder, a device, a lock, a permission) has its
+own error, and nothing is moved.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
+import stat
 import time
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import urllib.parse
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import aiosqlite
 
-from .errors import NewsdeskError
+from .errors import (BuildInterrupted, DatabaseBusy, DatabaseDamaged, DatabaseIsDirectory, DatabaseNotAFile, DatabasePermission,
+                     DatabaseUnderFile, IndexNotBuilt, NewsdeskError, StoreError)
 
-__all__ = ("Store", "StoreCorrupt", "ArticleInfo", "Located", "PassageRecord", "BuildRecord", "Writer", "SCHEMA_VERSION")
+__all__ = ("Reader", "Writer", "WriteLock", "ArticleInfo", "Located", "PassageRecord", "BuildRecord", "Salvage",
+           "SCHEMA_VERSION", "check_path", "explain", "quick_check", "salvage", "swap_in", "is_damage")
 
 _log = logging.getLogger(__name__)
 
@@ -55,7 +67,7 @@ CREATE TABLE IF NOT EXISTS occurrences (
 );
 CREATE INDEX IF NOT EXISTS occurrences_by_passage ON occurrences(passage_id);
 CREATE TABLE IF NOT EXISTS index_blobs (
-    name TEXT PRIMARY KEY,            -- compiled BM25 arrays, passage order, sentence model, aliases
+    name TEXT PRIMARY KEY,            -- the compiled index (index/compiled.py owns the names)
     data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS builds (
@@ -79,13 +91,11 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 """
 
-
 # A passage's primary place, the one its citation names: the earliest dated article, then by path.
 _PRIMARY_FIRST = "a.published IS NULL, a.published, a.source, o.paragraph"
 
-
-class StoreCorrupt(NewsdeskError):
-    """The database file exists but is not a readable Newsdesk database."""
+# How long a reader waits on SQLite's own locks (only WAL recovery takes one a reader can meet).
+READ_BUSY_MS = 5_000
 
 
 @dataclass(frozen=True)
@@ -131,264 +141,552 @@ class BuildRecord:
         return f"build {self.id} ({self.finished_at[:16].replace('T', ' ')} UTC)"
 
 
-class Store:
-    """Async access to one Newsdesk database file."""
+# -- what a path is, and what an SQLite error means --------------------------------------------------
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
-
-    async def open(self) -> "Store":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+def check_path(path: Path, writing: bool) -> None:
+    """Refuse a path that cannot be a database file, before SQLite (or a rename) ever touches it."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except NotADirectoryError:
+        raise _under_file(path) from None
+    except PermissionError:
+        raise DatabasePermission(f"Permission denied reading {path}.",
+                                 "Check the permissions of the folders above it.") from None
+    if mode is not None:
+        if stat.S_ISDIR(mode):
+            raise DatabaseIsDirectory(f"The database path {path} is a folder, not a file.",
+                                      "Pass a file path, e.g. --db {}/newsdesk.db".format(path))
+        if not stat.S_ISREG(mode):
+            raise DatabaseNotAFile(f"The database path {path} is not a regular file (a device, pipe or socket).",
+                                   "Pass the path of a database file with --db or $NEWSDESK_DB.")
+        wanted = os.R_OK | (os.W_OK if writing else 0)
+        if not os.access(path, wanted):
+            raise DatabasePermission(f"Permission denied: {path} cannot be {'written' if writing else 'read'} "
+                                     "by this user.", "Fix its permissions, or pass another --db.")
+        if writing and not os.access(path.parent, os.W_OK | os.X_OK):
+            raise DatabasePermission(f"Permission denied: the folder {path.parent} is not writable, and SQLite "
+                                     "needs to write its journal there.", "Fix its permissions, or pass another --db.")
+        return
+    for parent in path.parents:          # the nearest existing ancestor must be a folder
         try:
-            self._db = await _connect(self.path)
-            await self._db.executescript(SCHEMA)
-            await self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            await self._db.commit()
-        except sqlite3.DatabaseError as e:
-            await self.close()
-            raise StoreCorrupt(f"The database {self.path} is damaged ({e}).") from e
-        return self
+            parent_mode = os.stat(parent).st_mode
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            raise _under_file(path) from None
+        except PermissionError:
+            raise DatabasePermission(f"Permission denied looking into {parent}.") from None
+        if not stat.S_ISDIR(parent_mode):
+            raise _under_file(path)
+        if writing and not os.access(parent, os.W_OK | os.X_OK):
+            raise DatabasePermission(f"Permission denied: cannot create {path} (the folder {parent} is not writable).",
+                                     "Fix its permissions, or pass another --db.")
+        return
+
+
+def _under_file(path: Path) -> DatabaseUnderFile:
+    blocker = next((p for p in reversed(path.parents) if p.is_file()), path.parent)
+    return DatabaseUnderFile(f"The database path {path} is inside {blocker}, which is a file, not a folder.",
+                             "Pass a path in a folder with --db or $NEWSDESK_DB.")
+
+
+def _code(error: BaseException) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF     # the primary code; extended codes add high bits
+
+
+def is_damage(error: BaseException) -> bool:
+    """SQLite's own verdict of damage, before confirmation."""
+    return _code(error) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def quick_check(path: Path) -> str | None:
+    """What SQLite's quick_check finds wrong with the file, or None when it passes."""
+    try:
+        conn = sqlite3.connect(_ro_uri(path), uri=True)
+    except sqlite3.Error as e:
+        return str(e) if is_damage(e) else None
+    try:
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
+    except sqlite3.DatabaseError as e:
+        return str(e) if is_damage(e) else None
+    finally:
+        conn.close()
+    return None if rows == ["ok"] else "; ".join(rows)
+
+
+def explain(path: Path, error: sqlite3.Error) -> NewsdeskError:
+    """The user-facing error for an SQLite failure on this database. Damage is confirmed, not guessed."""
+    code = _code(error)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return DatabaseBusy(f"The database {path} is locked by another process ({error}).",
+                            "Wait for it to finish and try again; nothing was changed.")
+    if is_damage(error):
+        verdict = quick_check(path)
+        if verdict:
+            return DatabaseDamaged(f"The database {path} is damaged ({verdict}).",
+                                   "Run: newsdesk index repair (it keeps the damaged file, rebuilds the index "
+                                   "and carries over votes and build records).")
+        return StoreError(f"SQLite reported damage in {path} ({error}), but its integrity check passes; "
+                          "nothing was moved.", "Try again; if it persists, run: newsdesk index repair")
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
+        return DatabasePermission(f"The database {path} cannot be written ({error}).",
+                                  "Fix its permissions (and its folder's), or pass another --db.")
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return DatabasePermission(f"The database {path} cannot be opened ({error}).",
+                                  "Check that its folder exists and is writable by this user.")
+    if code == sqlite3.SQLITE_FULL:
+        return StoreError(f"The disk holding {path} is full.", "Free some space; the previous index is unchanged.")
+    return StoreError(f"The database {path} cannot be used ({error}).")
+
+
+def _ro_uri(path: Path) -> str:
+    return "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro"
+
+
+# -- reads ---------------------------------------------------------------------------------------------
+
+class Reader:
+    """Read-only async access: never takes the write lock, never changes the file, never waits for a writer."""
+
+    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+        self.path = path
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path | str) -> "Reader":
+        path = Path(path)
+        check_path(path, writing=False)
+        if not path.exists():
+            raise IndexNotBuilt(f"There is no index yet ({path} does not exist).", "Run: newsdesk index build")
+        db = None
+        try:
+            db = await aiosqlite.connect(_ro_uri(path), uri=True, isolation_level=None)
+            await db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+            async with db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'builds'") as cursor:
+                has_tables = (await cursor.fetchone())[0]
+        except sqlite3.Error as e:
+            if db is not None:
+                await db.close()      # its thread would otherwise keep the process alive
+            raise await _explained(path, e) from e
+        reader = cls(path, db)
+        if not has_tables:
+            await reader.close()
+            raise IndexNotBuilt(f"There is no index yet in {path}.", "Run: newsdesk index build")
+        return reader
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await self._db.close()
 
-    async def __aenter__(self) -> "Store":
-        return await self.open()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("Store is not open")
-        return self._db
-
-    # -- reads ----------------------------------------------------------------------------------
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            async with self._db.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as e:
+            raise await _explained(self.path, e) from e
 
     async def current_build(self) -> BuildRecord | None:
-        async with self.db.execute("SELECT * FROM builds ORDER BY id DESC LIMIT 1") as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else _build_record(row)
+        rows = await self._all("SELECT * FROM builds ORDER BY id DESC LIMIT 1")
+        return _build_record(rows[0]) if rows else None
 
     async def index_blobs(self) -> dict[str, bytes]:
-        async with self.db.execute("SELECT name, data FROM index_blobs") as cursor:
-            return {name: bytes(data) for name, data in await cursor.fetchall()}
+        return {name: bytes(data) for name, data in await self._all("SELECT name, data FROM index_blobs")}
 
     async def passages(self, ids: Sequence[str]) -> dict[str, PassageRecord]:
         """Passages by ID with every place they stand; unknown IDs are simply absent."""
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        async with self.db.execute(f"SELECT id, text FROM passages WHERE id IN ({marks})", list(ids)) as cursor:
-            texts = dict(await cursor.fetchall())
+        texts = dict(await self._all(f"SELECT id, text FROM passages WHERE id IN ({marks})", list(ids)))
         places: dict[str, list[Located]] = {pid: [] for pid in texts}
-        async with self.db.execute(
+        rows = await self._all(
             f"""SELECT o.passage_id, o.paragraph, o.part, o.section,
                        a.source, a.title, a.url, a.outlet, a.published, a.author
                 FROM occurrences o JOIN articles a USING (source)
                 WHERE o.passage_id IN ({marks})
-                ORDER BY {_PRIMARY_FIRST}""",
-            list(ids),
-        ) as cursor:
-            async for pid, paragraph, part, section, *article in cursor:
+                ORDER BY {_PRIMARY_FIRST}""", list(ids))
+        for pid, paragraph, part, section, *article in rows:
+            if pid in places:     # a passage committed between the two reads is left for the next ask
                 places[pid].append(Located(ArticleInfo(*article), paragraph, part, section))
-        return {pid: PassageRecord(pid, texts[pid], tuple(places[pid])) for pid in texts}
+        return {pid: PassageRecord(pid, texts[pid], tuple(places[pid])) for pid in texts if places[pid]}
 
     async def closest_ids(self, wanted: str, limit: int = 3) -> list[str]:
-        """IDs that share the longest prefix with a mistyped one (then the nearest in order)."""
+        """IDs that share the longest prefix with a mistyped one. A range, not LIKE: no wildcard to escape."""
         wanted = wanted.strip().lower()
         for length in range(min(len(wanted), 7), 0, -1):
-            async with self.db.execute(
-                "SELECT id FROM passages WHERE id LIKE ? ORDER BY id LIMIT ?", (wanted[:length] + "%", limit)
-            ) as cursor:
-                rows = [r[0] for r in await cursor.fetchall()]
+            prefix = wanted[:length]
+            upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            rows = await self._all("SELECT id FROM passages WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                                   (prefix, upper, limit))
             if rows:
-                return rows
+                return [r[0] for r in rows]
         return []
 
     async def articles(self, offset: int = 0, limit: int = 10) -> list[tuple[ArticleInfo, int]]:
         """Indexed articles, newest first, with their paragraph counts."""
-        async with self.db.execute(
+        rows = await self._all(
             """SELECT source, title, url, outlet, published, author, paragraphs FROM articles
-               ORDER BY published IS NULL, published DESC, title LIMIT ? OFFSET ?""",
-            (limit, offset),
-        ) as cursor:
-            return [(ArticleInfo(*row[:6]), row[6]) async for row in cursor]
+               ORDER BY published IS NULL, published DESC, title LIMIT ? OFFSET ?""", (limit, offset))
+        return [(ArticleInfo(*row[:6]), row[6]) for row in rows]
+
+    async def article(self, source: str) -> ArticleInfo | None:
+        rows = await self._all("SELECT source, title, url, outlet, published, author FROM articles WHERE source = ?",
+                               (source,))
+        return ArticleInfo(*rows[0]) if rows else None
 
     async def count_articles(self) -> int:
-        async with self.db.execute("SELECT count(*) FROM articles") as cursor:
-            return (await cursor.fetchone())[0]
+        return (await self._all("SELECT count(*) FROM articles"))[0][0]
 
     async def find_articles(self, text: str, limit: int = 25) -> list[ArticleInfo]:
-        """Articles whose title contains the text (case-insensitive), for autocompletion."""
+        """Articles whose title or path contains the text (case-insensitive), for autocompletion."""
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT source, title, url, outlet, published, author FROM articles "
             "WHERE title LIKE ? ESCAPE '\\' OR source LIKE ? ESCAPE '\\' ORDER BY title LIMIT ?",
-            (pattern, pattern, limit),
-        ) as cursor:
-            return [ArticleInfo(*row) async for row in cursor]
+            (pattern, pattern, limit))
+        return [ArticleInfo(*row) for row in rows]
 
     async def passage_ids_of(self, source: str) -> set[str]:
-        async with self.db.execute("SELECT passage_id FROM occurrences WHERE source = ?", (source,)) as cursor:
-            return {row[0] async for row in cursor}
-
-    async def record_feedback(self, user_id: int, passage_id: str, query: str, vote: int) -> None:
-        """One vote per person, passage and question: voting again replaces the earlier vote."""
-        async with self.writer() as db:
-            await db.execute(
-                """INSERT INTO feedback (at, user_id, passage_id, query, vote) VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (user_id, passage_id, query) DO UPDATE SET vote = excluded.vote, at = excluded.at""",
-                (_now(), user_id, passage_id, query, vote),
-            )
+        return {row[0] for row in await self._all("SELECT passage_id FROM occurrences WHERE source = ?", (source,))}
 
     async def feedback_totals(self, passage_id: str) -> tuple[int, int]:
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT coalesce(sum(vote = 1), 0), coalesce(sum(vote = -1), 0) FROM feedback WHERE passage_id = ?",
-            (passage_id,),
-        ) as cursor:
-            up, down = await cursor.fetchone()
-        return up, down
+            (passage_id,))
+        return rows[0][0], rows[0][1]
 
-    # -- writes ---------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def writer(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A separate connection holding the write lock for one transaction; rolled back on error."""
-        db = await _connect(self.path)
+async def _explained(path: Path, error: sqlite3.Error) -> NewsdeskError:
+    import asyncio
+
+    return await asyncio.to_thread(explain, path, error)   # confirming damage reads the whole file
+
+
+# -- the one writer ------------------------------------------------------------------------------------
+
+class WriteLock:
+    """An advisory lock file beside the database: one writer at a time, and who it is.
+
+    flock dies with its holder (kill -9 included), so a crashed writer never leaves a stale lock; the
+    file itself stays (it is tiny) and names the last holder.
+    """
+
+    def __init__(self, db: Path) -> None:
+        self.path = db.with_name(db.name + ".lock")
+        self._fd: int | None = None
+
+    def holder(self) -> dict:
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.rollback()
-                raise
-            await db.commit()
-        finally:
-            await db.close()
+            return json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
 
-    @asynccontextmanager
-    async def rebuild(self) -> AsyncIterator["Writer"]:
-        async with self.writer() as db:
-            yield Writer(db)
+    def acquire(self, what: str, on_wait: Callable[[str], None] | None = None,
+                cancelled: Callable[[], bool] = lambda: False, timeout: float | None = None) -> None:
+        """Take the lock, waiting for a current holder; on_wait is told once who that is."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise DatabasePermission(f"Cannot create the lock file {self.path} ({e.strerror}).",
+                                     "The database's folder must be writable by this user.") from e
+        deadline = None if timeout is None else time.monotonic() + timeout
+        told = False
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told and on_wait is not None:
+                        on_wait(self.describe_holder())
+                        told = True
+                    if cancelled() or (deadline is not None and time.monotonic() > deadline):
+                        raise DatabaseBusy(f"{self.describe_holder()}; gave up waiting.",
+                                           "Try again when it has finished.")
+                    time.sleep(0.1)
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "started": time.time(), "what": what}).encode())
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def describe_holder(self) -> str:
+        info = self.holder()
+        if not info:
+            return "Another process is writing to the database"
+        seconds = max(0, time.time() - float(info.get("started", time.time())))
+        return f"A {info.get('what', 'rebuild')} is running (process {info.get('pid', '?')}, for {seconds:.0f} s)"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)          # closing drops the flock
+            self._fd = None
+
+    @contextmanager
+    def held(self, what: str, **kwargs: Any) -> Iterator["WriteLock"]:
+        self.acquire(what, **kwargs)
+        try:
+            yield self
+        finally:
+            self.release()
 
 
 class Writer:
-    """The statements of a rebuild, run inside Store.rebuild()'s single transaction."""
+    """The one write connection (plain sqlite3: it lives in one worker thread, off the event loop)."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self._interrupted = False
 
-    async def file_hashes(self) -> dict[str, str]:
-        async with self.db.execute("SELECT DISTINCT file, file_hash FROM articles") as cursor:
-            return dict(await cursor.fetchall())
+    @classmethod
+    def open(cls, path: Path | str, busy_ms: int = 60_000) -> "Writer":
+        path = Path(path)
+        check_path(path, writing=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except PermissionError as e:
+            raise DatabasePermission(f"Permission denied creating the folder {path.parent} ({e.strerror}).") from e
+        conn = None
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"The database {path} was written by a newer Newsdesk (schema {version}).",
+                                 "Upgrade Newsdesk, or pass another --db.")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            if version < SCHEMA_VERSION or not _has_tables(conn):
+                conn.executescript(SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as e:
+            if conn is not None:
+                conn.close()
+            raise explain(path, e) from e
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        return cls(path, conn)
 
-    async def article_signatures(self) -> dict[str, str]:
-        async with self.db.execute("SELECT source, signature FROM articles") as cursor:
-            return dict(await cursor.fetchall())
+    def close(self) -> None:
+        self.conn.close()
 
-    async def occurrence_keys(self, files: Iterable[str]) -> dict[tuple[str, int, int], str]:
+    @contextmanager
+    def transaction(self) -> Iterator["Writer"]:
+        """BEGIN IMMEDIATE ... COMMIT; rolled back on any exception. An SQLite error inside becomes the
+        user-facing error explain() gives (damage confirmed), or BuildInterrupted after interrupt()."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self.conn.rollback()
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            if self._interrupted:
+                raise BuildInterrupted("The rebuild was interrupted; nothing was changed.",
+                                       "The previous index is still answering.") from e
+            raise explain(self.path, e) from e
+
+    def interrupt(self) -> None:
+        """Stop the running statement from another thread: the transaction then rolls back."""
+        self._interrupted = True
+        self.conn.interrupt()
+
+    # -- the statements of a rebuild --------------------------------------------------------------
+
+    def file_hashes(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT DISTINCT file, file_hash FROM articles"))
+
+    def article_signatures(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT source, signature FROM articles"))
+
+    def occurrence_keys(self, files: Iterable[str]) -> dict[tuple[str, int, int], str]:
         """(source, paragraph, part) -> passage key, for the articles of the given files."""
-        files = list(files)
         result: dict[tuple[str, int, int], str] = {}
-        for chunk in _chunks(files, 500):
-            marks = ",".join("?" * len(chunk))
-            async with self.db.execute(
-                f"""SELECT o.source, o.paragraph, o.part, p.key FROM occurrences o
-                    JOIN passages p ON p.id = o.passage_id JOIN articles a USING (source)
-                    WHERE a.file IN ({marks})""",
-                chunk,
-            ) as cursor:
-                async for source, paragraph, part, key in cursor:
-                    result[(source, paragraph, part)] = key
-        return result
-
-    async def passage_ids_by_key(self) -> dict[str, str]:
-        """key -> id for every stored passage."""
-        async with self.db.execute("SELECT key, id FROM passages") as cursor:
-            return dict(await cursor.fetchall())
-
-    async def delete_files(self, files: Iterable[str]) -> None:
         for chunk in _chunks(list(files), 500):
             marks = ",".join("?" * len(chunk))
-            await self.db.execute(
+            for source, paragraph, part, key in self.conn.execute(
+                    f"""SELECT o.source, o.paragraph, o.part, p.key FROM occurrences o
+                        JOIN passages p ON p.id = o.passage_id JOIN articles a USING (source)
+                        WHERE a.file IN ({marks})""", chunk):
+                result[(source, paragraph, part)] = key
+        return result
+
+    def passage_ids_by_key(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, id FROM passages"))
+
+    def delete_files(self, files: Iterable[str]) -> None:
+        for chunk in _chunks(list(files), 500):
+            marks = ",".join("?" * len(chunk))
+            self.conn.execute(
                 f"DELETE FROM occurrences WHERE source IN (SELECT source FROM articles WHERE file IN ({marks}))", chunk)
-            await self.db.execute(f"DELETE FROM articles WHERE file IN ({marks})", chunk)
+            self.conn.execute(f"DELETE FROM articles WHERE file IN ({marks})", chunk)
 
-    async def insert_articles(self, rows: Iterable[tuple]) -> None:
-        await self.db.executemany(
+    def insert_articles(self, rows: Iterable[tuple]) -> None:
+        self.conn.executemany(
             """INSERT INTO articles (source, file, file_hash, signature, title, url, outlet, published, author, paragraphs)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            rows,
-        )
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
 
-    async def insert_passages(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
-        await self.db.executemany("INSERT INTO passages (id, key, text, tokens) VALUES (?, ?, ?, ?)", rows)
+    def insert_passages(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        self.conn.executemany("INSERT INTO passages (id, key, text, tokens) VALUES (?, ?, ?, ?)", rows)
 
-    async def insert_occurrences(self, rows: Iterable[tuple]) -> None:
-        await self.db.executemany(
+    def insert_occurrences(self, rows: Iterable[tuple]) -> None:
+        self.conn.executemany(
             "INSERT INTO occurrences (source, paragraph, part, passage_id, section) VALUES (?, ?, ?, ?, ?)", rows)
 
-    async def update_tokens(self, rows: Iterable[tuple[str, str]]) -> None:
+    def update_tokens(self, rows: Iterable[tuple[str, str]]) -> None:
         """(tokens, key) pairs: passages whose analysis changed while their text did not."""
-        await self.db.executemany("UPDATE passages SET tokens = ? WHERE key = ?", rows)
+        self.conn.executemany("UPDATE passages SET tokens = ? WHERE key = ?", rows)
 
-    async def delete_orphan_passages(self) -> int:
-        cursor = await self.db.execute(
+    def delete_orphan_passages(self) -> int:
+        cursor = self.conn.execute(
             "DELETE FROM passages WHERE id NOT IN (SELECT DISTINCT passage_id FROM occurrences)")
         return cursor.rowcount
 
-    async def passages_with_context(self) -> list[tuple[str, str, str, str | None]]:
+    def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None]]:
         """(id, tokens, title, section) of every passage in ID order, the document order of the compiled
         index; title and section are those of the passage's primary place (the one its citation names)."""
-        async with self.db.execute(
-            f"""SELECT p.id, p.tokens, a.title, o.section
-               FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
-               ORDER BY p.id, {_PRIMARY_FIRST}"""
-        ) as cursor:
-            rows, last = [], None
-            for row in await cursor.fetchall():    # one hop to the database thread, not one per row
-                if row[0] != last:
-                    rows.append(row)
-                    last = row[0]
-            return rows
+        last = None
+        for row in self.conn.execute(
+                f"""SELECT p.id, p.tokens, a.title, o.section
+                   FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
+                   ORDER BY p.id, {_PRIMARY_FIRST}"""):
+            if row[0] != last:
+                last = row[0]
+                yield row
 
-    async def replace_index(self, blobs: dict[str, bytes]) -> None:
-        await self.db.execute("DELETE FROM index_blobs")
-        await self.db.executemany("INSERT INTO index_blobs (name, data) VALUES (?, ?)", blobs.items())
+    def texts(self) -> Iterator[str]:
+        for (text,) in self.conn.execute("SELECT text FROM passages ORDER BY id"):
+            yield text
 
-    async def add_build(self, corpus: str, analyzer: str, articles: int, passages: int, seconds: float, report: dict) -> int:
-        cursor = await self.db.execute(
+    def index_blobs(self, names: Sequence[str] | None = None) -> dict[str, bytes]:
+        if names is None:
+            rows = self.conn.execute("SELECT name, data FROM index_blobs")
+        else:
+            rows = self.conn.execute(f"SELECT name, data FROM index_blobs WHERE name IN ({','.join('?' * len(names))})",
+                                     list(names))
+        return {name: bytes(data) for name, data in rows}
+
+    def replace_index(self, blobs: dict[str, bytes]) -> None:
+        self.conn.execute("DELETE FROM index_blobs")
+        self.conn.executemany("INSERT INTO index_blobs (name, data) VALUES (?, ?)", blobs.items())
+
+    def add_build(self, corpus: str, analyzer: str, articles: int, passages: int, seconds: float, report: dict) -> int:
+        cursor = self.conn.execute(
             """INSERT INTO builds (finished_at, corpus, analyzer, articles, passages, seconds, report)
                VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            (_now(), corpus, analyzer, articles, passages, seconds, json.dumps(report)),
-        )
-        return cursor.lastrowid
+            (_now(), corpus, analyzer, articles, passages, seconds, json.dumps(report)))
+        return int(cursor.lastrowid or 0)
 
-    async def last_analyzer(self) -> str | None:
-        async with self.db.execute("SELECT analyzer FROM builds ORDER BY id DESC LIMIT 1") as cursor:
-            row = await cursor.fetchone()
+    def last_analyzer(self) -> str | None:
+        row = self.conn.execute("SELECT analyzer FROM builds ORDER BY id DESC LIMIT 1").fetchone()
         return row[0] if row else None
 
-    async def counts(self) -> tuple[int, int]:
-        async with self.db.execute("SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)") as cursor:
-            return tuple(await cursor.fetchone())
+    def counts(self) -> tuple[int, int]:
+        articles, passages = self.conn.execute(
+            "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM passages)").fetchone()
+        return articles, passages
+
+    def current_build(self) -> BuildRecord | None:
+        row = self.conn.execute("SELECT * FROM builds ORDER BY id DESC LIMIT 1").fetchone()
+        return None if row is None else _build_record(row)
+
+    # -- user data ------------------------------------------------------------------------------
+
+    def record_feedback(self, votes: Iterable[tuple[str, int, str, str, int]]) -> None:
+        """(at, user_id, passage_id, query, vote); one vote per person, passage and question: a new one replaces it."""
+        self.conn.executemany(
+            """INSERT INTO feedback (at, user_id, passage_id, query, vote) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (user_id, passage_id, query) DO UPDATE SET vote = excluded.vote, at = excluded.at""",
+            votes)
+
+    def restore(self, saved: "Salvage") -> None:
+        """Put salvaged user data into a fresh database (inside a transaction)."""
+        self.conn.executemany("INSERT OR IGNORE INTO builds VALUES (?, ?, ?, ?, ?, ?, ?, ?)", saved.builds)
+        self.conn.executemany("INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?, ?, ?)", saved.feedback)
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(path, isolation_level=None)
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'builds'").fetchone()[0] > 0
+
+
+# -- damage: what can be saved, and the swap -----------------------------------------------------------
+
+@dataclass
+class Salvage:
+    """The user data read back from a damaged database: rows as stored, and what could not be read."""
+
+    builds: list[tuple] = field(default_factory=list)
+    feedback: list[tuple] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        said = f"recovered {len(self.feedback)} votes and {len(self.builds)} build records"
+        return said + (f" ({'; '.join(self.unreadable)})" if self.unreadable else "")
+
+
+def salvage(path: Path) -> Salvage:
+    """Read feedback and build records from a damaged file, row by row from both ends around bad pages."""
+    saved = Salvage()
     try:
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA busy_timeout = 60000")
-        await db.execute("PRAGMA foreign_keys = ON")
-    except BaseException:
-        await db.close()    # its thread would otherwise keep the process alive
-        raise
-    return db
+        conn = sqlite3.connect(_ro_uri(path), uri=True)
+    except sqlite3.Error as e:
+        saved.unreadable.append(f"nothing could be read: {e}")
+        return saved
+    try:
+        for table, rows in (("builds", saved.builds), ("feedback", saved.feedback)):
+            complete = _read_rows(conn, f"SELECT * FROM {table} ORDER BY id", rows)
+            if not complete:
+                last = rows[-1][0] if rows else None
+                before = len(rows)
+                _read_rows(conn, f"SELECT * FROM {table} ORDER BY id DESC", rows, stop_at=last)
+                saved.unreadable.append(f"some {table} rows were unreadable; {len(rows)} kept"
+                                        if rows or before else f"the {table} table was unreadable")
+    finally:
+        conn.close()
+    return saved
+
+
+def _read_rows(conn: sqlite3.Connection, sql: str, into: list[tuple], stop_at: Any = None) -> bool:
+    """Append rows until the end (True) or an error (False); a backward pass stops where the forward one ended."""
+    try:
+        for row in conn.execute(sql):
+            if stop_at is not None and row[0] <= stop_at:
+                return True
+            into.append(tuple(row))
+    except sqlite3.DatabaseError:
+        return False
+    return True
+
+
+def swap_in(fresh: Path, path: Path) -> Path:
+    """Replace a proven-damaged database with a freshly built one; the damaged file (and its journal) is
+    kept under a new name, never deleted. Returns that name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    os.link(path, aside)
+    # A journal left beside the damaged file must never be replayed into the new one: it goes aside too.
+    for suffix in ("-wal", "-shm"):
+        companion = Path(str(path) + suffix)
+        if companion.exists():
+            os.replace(companion, Path(str(aside) + suffix))
+    os.replace(fresh, path)            # atomic: readers see the damaged file or the new one, never neither
+    return aside
 
 
 def _build_record(row: tuple) -> BuildRecord:
@@ -403,3 +701,4 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+

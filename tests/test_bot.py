@@ -120,7 +120,7 @@ async def test_feedback_is_recorded_in_sqlite_and_cite_posts_a_lone_passage(fake
         thanks = await fake.wait_for_webhook(press, method="POST")
         assert "recorded" in thanks.json["content"]
     # One vote per person and question: the stranger's 👎 replaced their 👍.
-    assert await bot.desk.store.feedback_totals(passage) == (1, 1)
+    assert await bot.desk.feedback_totals(passage) == (1, 1)
 
     # With one passage on the page, Cite posts it straight away.
     press = await fake.interact(fake.component("answer:cite", message, user=STRANGER))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import threading
 
 import discord
 import pytest
 
-import index.desk
+import index.build
 
 from tests.bot_harness import Gate, content_of, is_ephemeral, passage_ids, running, slash
 from tests.fakediscord import ADMIN, MEMBER, STRANGER, FakeDiscord, new_user
@@ -40,13 +41,15 @@ async def test_reindex_is_refused_to_a_member_without_manage_server(fake: FakeDi
 @pytest.mark.asyncio
 async def test_reindex_reports_progress_refuses_a_second_run_and_keeps_answering(
         fake: FakeDiscord, bot: NewsdeskBot, monkeypatch: pytest.MonkeyPatch) -> None:
-    gate = Gate(index.desk.rebuild)
+    release = threading.Event()
+    real_rebuild = index.build.rebuild
 
-    async def held(store, corpus, progress=None, *args, **kwargs):
-        progress("reading", 2, 7)                # as the engine would, before the gate holds it
-        return await gate(store, corpus, progress, *args, **kwargs)
+    def held(db, corpus, progress=None, *args, **kwargs):     # runs in the engine's build thread
+        progress("reading", 2, 7)                # as the engine would, before the test holds it
+        assert release.wait(30)
+        return real_rebuild(db, corpus, progress, *args, **kwargs)
 
-    monkeypatch.setattr(index.desk, "rebuild", held)     # the engine's own rebuild, held open by the test
+    monkeypatch.setattr(index.build, "rebuild", held)     # the engine's own rebuild, held open by the test
     (bot.config.corpus / "902_new.txt").write_text("Brand new article\n\nA fresh paragraph about qwerty ports.\n")
     build_before = bot.desk.build.id
 
@@ -66,7 +69,7 @@ async def test_reindex_reports_progress_refuses_a_second_run_and_keeps_answering
     answer = await fake.wait_for_webhook(asked)          # the previous index answers meanwhile
     assert passage_ids(answer.json["content"]) and f"build {build_before} " in answer.json["content"]
 
-    gate.opened.set()
+    release.set()
     final = await fake.wait_for_request("PATCH", original_path(payload),
                                         predicate=lambda r: "Rebuild finished" in r.json["content"])
     report = final.json["content"]

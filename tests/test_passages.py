@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import re
 import sqlite3
 from pathlib import Path
@@ -12,7 +14,6 @@ from index.analysis import SentenceSplitter
 from index.build import rebuild
 from index.corpus import Article, Paragraph
 from index.passages import ID_LENGTH, MAX_PASSAGE_CHARS, assign_ids, make_passages, passage_key, short_id
-from index.store import Store
 
 ID = re.compile(rf"[a-z2-7]{{{ID_LENGTH}}}")
 
@@ -38,8 +39,7 @@ def test_ids_are_short_base32_and_derived_from_the_text(seed_db):
 
 @pytest.mark.asyncio
 async def test_ids_are_the_same_in_another_database(seed_db, tmp_path, corpus_copy):
-    async with Store(tmp_path / "other.db") as store:
-        await rebuild(store, corpus_copy)
+    await asyncio.to_thread(rebuild, tmp_path / "other.db", corpus_copy)
     assert stored_passages(tmp_path / "other.db") == stored_passages(seed_db)
 
 
@@ -129,8 +129,7 @@ async def test_long_paragraph_parts_are_stored_as_parts_of_one_paragraph(tmp_pat
     corpus.mkdir()
     text = long_paragraph()
     (corpus / "long.txt").write_text(f"A long report\n\nA short opening paragraph.\n\n{text}\n", encoding="utf-8")
-    async with Store(db_file) as store:
-        await rebuild(store, corpus)
+    await asyncio.to_thread(rebuild, db_file, corpus)
     with sqlite3.connect(db_file) as conn:
         rows = conn.execute("""SELECT o.paragraph, o.part, p.text FROM occurrences o JOIN passages p ON p.id = o.passage_id
                                ORDER BY o.paragraph, o.part""").fetchall()

@@ -34,9 +34,8 @@ def loaded(seed_index: SeedIndex, tmp_path_factory: pytest.TempPathFactory) -> L
 
     async def load() -> Loaded:
         async with await Newsdesk.open(db, seed_index.corpus, build_if_missing=False) as desk:
-            async with desk.store.db.execute("SELECT id, text FROM passages") as cursor:
-                texts = dict(await cursor.fetchall())
-            return Loaded(desk.searcher, texts)
+            records = await desk.passages(desk.searcher.passage_ids)
+            return Loaded(desk.searcher, {pid: record.text for pid, record in records.items()})
 
     return asyncio.run(load())
 

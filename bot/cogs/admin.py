@@ -32,6 +32,10 @@ class RebuildJob:
     def record(self, stage: str, done: int, total: int) -> None:
         self.stage = (stage, done, total)   # one attribute assignment: atomic, safe across threads
 
+    def waiting(self, holder: str) -> None:
+        """Another process (a `newsdesk index build`, say) holds the write lock: say so until it is ours."""
+        self.stage = (f"waiting: {holder}", 0, 1)
+
     def progress(self) -> str:
         return layout.progress_text(*self.stage, elapsed=time.monotonic() - self.started)
 
@@ -70,7 +74,7 @@ class AdminCog(commands.Cog):
         _log.info("Rebuild started by user %s", job.user_id)
         ticker = asyncio.create_task(self._show_progress(interaction, job))
         try:
-            report = await desk.rebuild(job.record)
+            report = await desk.rebuild(job.record, on_wait=job.waiting)
         except NewsdeskError as e:   # the previous index was left as it was and is still answering
             _log.warning("Rebuild failed: %s", e)
             return layout.failure_text(e, desk.build)

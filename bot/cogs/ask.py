@@ -53,7 +53,7 @@ class AskCog(commands.Cog):
         """The article's source key and a header naming it; a typed title is matched when it is unambiguous."""
         if not source:
             return None, None
-        matches = await self.bot.desk.store.find_articles(source, limit=2)
+        matches = await self.bot.desk.find_articles(source, limit=2)
         exact = [a for a in matches if a.source == source]
         if exact or len(matches) == 1:
             article = (exact or matches)[0]
@@ -84,7 +84,7 @@ class AskCog(commands.Cog):
 
     @ask.autocomplete("source")
     async def source_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        articles = await self.bot.desk.store.find_articles(current, limit=25)
+        articles = await self.bot.desk.find_articles(current, limit=25)
         return [app_commands.Choice(name=layout.option_label(a.title or a.source, 100), value=a.source)
                 for a in articles if len(a.source) <= 100]
 

@@ -26,10 +26,10 @@ class InfoCog(commands.Cog):
     @app_commands.command()
     async def sources(self, interaction: discord.Interaction) -> None:
         """List the indexed news articles, a page at a time."""
-        store = self.bot.desk.store
+        desk = self.bot.desk
         per_page = self.bot.config.sources_per_page
-        total = await store.count_articles()
-        content, shown = layout.sources_page(await store.articles(0, per_page), 0, total)
+        total = await desk.count_articles()
+        content, shown = layout.sources_page(await desk.articles(0, per_page), 0, total)
         view = SourcesView(self.bot.desk, interaction.user.id, per_page, total, shown,
                            timeout=self.bot.config.view_timeout)
         await interaction.response.send_message(content, view=view, ephemeral=True)
@@ -38,7 +38,7 @@ class InfoCog(commands.Cog):
     async def about(self, interaction: discord.Interaction) -> None:
         """How big the corpus is, which index build answers, and how to cite a passage."""
         desk = self.bot.desk
-        articles = await desk.store.count_articles()
+        articles = await desk.count_articles()
         await interaction.response.send_message(layout.about_text(desk.build, articles), ephemeral=True)
 
 

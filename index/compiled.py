@@ -1,0 +1,62 @@
+"""The compiled index's stored form: the one module that knows its blob names and format version.
+
+A build turns its searcher into blobs with to_blobs; start-up turns them back with from_blobs. Nothing
+else reads or writes the index_blobs table's names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Sequence
+
+from .analysis import Analyzer, SentenceSplitter
+from .bm25 import BM25Index
+from .search import ExpansionGroup, Searcher
+from .vocabulary import Vocabulary
+
+__all__ = ("INDEX_FORMAT", "index_format", "to_blobs", "from_blobs", "stored_splitter")
+
+_log = logging.getLogger(__name__)
+
+# Bump when the blobs change shape: an older index is then rebuilt, not misread.
+INDEX_FORMAT = 3
+
+_FORMAT, _IDS, _SENTENCES, _TERM_MAP, _EXPANSIONS = "format", "passage_ids", "sentences", "term_map", "expansions"
+
+
+def index_format(blobs: dict[str, bytes]) -> int | None:
+    """The format a stored index was written in (None for one from before formats were kept)."""
+    try:
+        return int(blobs[_FORMAT])
+    except (KeyError, ValueError):
+        return None
+
+
+def to_blobs(index: BM25Index, passage_ids: Sequence[str], splitter: SentenceSplitter, analyzer: Analyzer,
+             expansions: Sequence[ExpansionGroup]) -> dict[str, bytes]:
+    blobs = index.to_arrays()
+    blobs[_FORMAT] = str(INDEX_FORMAT).encode()
+    blobs[_IDS] = "\n".join(passage_ids).encode()
+    blobs[_SENTENCES] = splitter.to_json().encode()
+    # The analysis tables, resolved at build time so that start-up does not stem them again.
+    blobs[_TERM_MAP] = json.dumps(analyzer.term_map).encode()
+    blobs[_EXPANSIONS] = json.dumps(expansions).encode()
+    return blobs
+
+
+def from_blobs(blobs: dict[str, bytes]) -> Searcher:
+    """The searcher a build stored; the caller checks index_format first."""
+    index = BM25Index.from_arrays(blobs)
+    passage_ids = blobs[_IDS].decode().split("\n") if blobs[_IDS] else []
+    return Searcher(index, passage_ids, Analyzer(term_map=json.loads(blobs[_TERM_MAP])),
+                    SentenceSplitter.from_json(blobs[_SENTENCES].decode()),
+                    expansions=json.loads(blobs[_EXPANSIONS]), places=Vocabulary.load().places)
+
+
+def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:
+    """The sentence model of a stored index, which later builds keep (re-learning it would move cuts)."""
+    return SentenceSplitter.from_json(blobs[_SENTENCES].decode()) if _SENTENCES in blobs else None
+
+
+SENTENCE_BLOBS = (_FORMAT, _SENTENCES)
