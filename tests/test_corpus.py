@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
+import os
+import random
+import re
+import sqlite3
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -10,7 +18,6 @@ import pytest
 import index.corpus
 from index.build import rebuild
 from index.corpus import Article, parse_date, parse_file, scan_corpus
-from index.store import Store
 
 from tests.conftest import SHIPPED_CORPUS
 
@@ -242,8 +249,7 @@ def test_jsonl_articles_and_a_malformed_line_reported_by_number(tmp_path):
 GOOD = "Zanzibar ferry resumes\n\nThe zanzibar ferry resumed its crossings on Monday after repairs, the operator said.\n"
 
 
-@pytest.mark.asyncio
-async def test_bad_files_are_reported_and_skipped_and_the_rest_indexed(tmp_path, db_file, monkeypatch):
+def test_bad_files_are_reported_and_skipped_and_the_rest_indexed(tmp_path, db_file, monkeypatch):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "good.txt").write_text(GOOD, encoding="utf-8")
@@ -262,8 +268,7 @@ async def test_bad_files_are_reported_and_skipped_and_the_rest_indexed(tmp_path,
 
     monkeypatch.setattr(Path, "read_bytes", unreadable)   # works as root too, where chmod 000 would not
 
-    async with Store(db_file) as store:
-        report = await rebuild(store, corpus)
+    report = rebuild(db_file, corpus).report
     problems = {p.file: p for p in report.problems}
     assert set(problems) == {"empty.txt", "binary.txt", "huge.txt", "locked.txt", "latin.txt"}
     assert "empty" in problems["empty.txt"].reason
@@ -279,11 +284,10 @@ async def test_bad_files_are_reported_and_skipped_and_the_rest_indexed(tmp_path,
         assert f"Skipped: {name}: " in summary
     assert "Warning: latin.txt: " in summary
 
-    async with Store(db_file) as store:
-        titles = sorted(a.title for a, _ in await store.articles())
-        assert titles == ["Caf\u00e9 news", "Zanzibar ferry resumes"]
-        async with store.db.execute("SELECT text FROM passages") as cursor:
-            stored = sorted(row[0] for row in await cursor.fetchall())
+    with sqlite3.connect(db_file) as conn:
+        titles = sorted(title for title, in conn.execute("SELECT title FROM articles"))
+        stored = sorted(text for text, in conn.execute("SELECT text FROM passages"))
+    assert titles == ["Caf\u00e9 news", "Zanzibar ferry resumes"]
     assert stored == ["The caf\u00e9 on the corner reopened.",
                       "The zanzibar ferry resumed its crossings on Monday after repairs, the operator said."]
 
@@ -308,3 +312,254 @@ def test_hidden_files_and_other_suffixes_are_not_articles(tmp_path):
     files, problems = scan_corpus(tmp_path)
     assert [f.relative for f in files] == ["a.txt", "sub/b.md"]
     assert problems == []
+
+
+# -- encodings and binary files -----------------------------------------------------------------------
+
+STORY = "Z\u00fcrich tram strike ends\n\nThe Z\u00fcrich tram drivers returned to work on Friday, the union said.\n"
+
+
+BOMS = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE,
+        "utf-32-le": codecs.BOM_UTF32_LE, "utf-32-be": codecs.BOM_UTF32_BE}
+
+
+@pytest.mark.parametrize("encoding", sorted(BOMS))
+def test_utf16_and_utf32_files_with_a_bom_are_read(tmp_path, encoding):
+    path = tmp_path / "wide.txt"
+    path.write_bytes(BOMS[encoding] + STORY.encode(encoding))
+    (article,), problems = parse_one(path)
+    assert problems == []
+    assert article.title == "Z\u00fcrich tram strike ends"
+    assert texts(article) == ["The Z\u00fcrich tram drivers returned to work on Friday, the union said."]
+
+
+def test_utf16_with_a_truncated_last_character_is_read_with_a_warning(tmp_path):
+    path = tmp_path / "cut.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + STORY.encode("utf-16-le") + b"A")   # an odd byte out
+    (article,), problems = parse_one(path)
+    assert texts(article) == ["The Z\u00fcrich tram drivers returned to work on Friday, the union said."]
+    assert [(p.file, p.skipped) for p in problems] == [("cut.txt", False)]
+    assert problems[0].reason.startswith("not valid UTF-16 (byte ")
+
+
+def _png(width: int, height: int, seed: int) -> bytes:
+    """A real PNG file: signature, IHDR, one zlib-compressed IDAT of noisy RGB rows, IEND."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    rng = random.Random(seed)
+    rows = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+BINARIES = {
+    "random bytes": random.Random(1).randbytes(4096),
+    "png": _png(32, 32, seed=2),
+    "gzip of text": gzip.compress((GOOD * 300).encode() + random.Random(3).randbytes(2000), mtime=0),
+    "random after a UTF-16 BOM": codecs.BOM_UTF16_LE + random.Random(4).randbytes(4096),
+    "small random file": random.Random(5).randbytes(300),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BINARIES))
+def test_binary_file_without_nul_bytes_is_skipped_not_indexed(tmp_path, kind):
+    path = tmp_path / "story.txt"
+    path.write_bytes(BINARIES[kind].replace(b"\x00", b""))
+    articles, problems = parse_one(path)
+    assert articles == []
+    assert len(problems) == 1 and problems[0].skipped and problems[0].file == "story.txt"
+    assert re.fullmatch(r"binary file, not text \(\d+% control or undecodable characters\)", problems[0].reason)
+
+
+def test_stray_control_characters_in_text_become_spaces(tmp_path):
+    path = tmp_path / "dos.txt"
+    path.write_bytes(b"Ferry news\r\n\r\nThe ferry\x0bresumed its crossings on Monday.\r\n\x1a")   # Word line break, DOS EOF
+    (article,), problems = parse_one(path)
+    assert problems == []
+    assert texts(article) == ["The ferry resumed its crossings on Monday."]
+
+
+def test_cp1252_with_an_unassigned_byte_keeps_its_curly_quotes(tmp_path):
+    path = tmp_path / "old.txt"
+    path.write_bytes(b"Old scrape\n\nThe caf\xe9 served \x93coffee\x94 all night.\n\x81\n")   # 0x81: no cp1252 character
+    (article,), problems = parse_one(path)
+    assert texts(article) == ["The caf\u00e9 served \u201ccoffee\u201d all night."]
+    assert [str(p) for p in problems] == ["old.txt: not UTF-8 (byte 19); read as cp1252 (read anyway)"]
+
+
+def test_html_in_the_encoding_its_meta_charset_names(tmp_path):
+    cyrillic = tmp_path / "moscow.html"
+    cyrillic.write_bytes('<html><head><meta charset="windows-1251"></head><body>'
+                         '<h1>\u041d\u043e\u0432\u043e\u0441\u0442\u0438</h1><p>\u0414\u043e\u0436\u0434\u044c \u0432 '
+                         '\u041c\u043e\u0441\u043a\u0432\u0435.</p></body></html>'.encode("cp1251"))
+    (article,), problems = parse_one(cyrillic)
+    assert problems == []
+    assert (article.title, texts(article)) == ("\u041d\u043e\u0432\u043e\u0441\u0442\u0438",
+                                               ["\u0414\u043e\u0436\u0434\u044c \u0432 \u041c\u043e\u0441\u043a\u0432\u0435."])
+    # A scraper that re-encoded the page as UTF-8 but kept its old label: UTF-8 wins, no mojibake.
+    relabelled = tmp_path / "cafe.html"
+    relabelled.write_bytes('<meta charset="iso-8859-1"><p>The caf\u00e9 reopened.</p>'.encode("utf-8"))
+    (article,), problems = parse_one(relabelled)
+    assert problems == [] and texts(article) == ["The caf\u00e9 reopened."]
+    # A label naming a codec that is no text encoding is no label at all.
+    odd = tmp_path / "odd.html"
+    odd.write_bytes(b'<meta charset="base64"><p>The caf\xe9 reopened.</p>')
+    (article,), problems = parse_one(odd)
+    assert texts(article) == ["The caf\u00e9 reopened."] and "cp1252" in problems[0].reason
+
+
+# -- markdown front matter and marks ----------------------------------------------------------------
+
+
+def test_front_matter_line_that_is_not_key_value_is_a_warning_and_never_a_passage(tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text("""---
+Title: 'Harbour "reopens" at last'
+URL: "https://example.com/h"
+this line is broken
+Tags: [harbour, repairs]
+author:
+  - Jane Roe
+  - John Doe
+outlet: Example Gazette # print edition
+# a comment
+---
+
+The harbour reopened on Tuesday.
+""", encoding="utf-8")
+    (article,), problems = parse_one(path)
+    assert [str(p) for p in problems] == [
+        "notes.md: front matter line 4 is not \"key: value\" ('this line is broken') (read anyway)"]
+    assert (article.title, article.url, article.author, article.outlet) == (
+        'Harbour "reopens" at last', "https://example.com/h", "Jane Roe, John Doe", "Example Gazette")
+    assert texts(article) == ["The harbour reopened on Tuesday."]
+
+
+def test_unterminated_front_matter_skips_the_file(tmp_path):
+    path = tmp_path / "open.md"
+    path.write_text("---\ntitle: Harbour reopens\nurl: https://example.com/h\n\nThe harbour reopened on Tuesday.\n",
+                    encoding="utf-8")
+    articles, problems = parse_one(path)
+    assert articles == []
+    assert [(p.file, p.skipped) for p in problems] == [("open.md", True)]
+    assert problems[0].reason.startswith("front matter opened on line 1 is never closed")
+
+
+def test_empty_front_matter_leaves_the_heading_as_title(tmp_path):
+    path = tmp_path / "bare.md"
+    path.write_text("---\ntitle:\n---\n# Harbour reopens\n\nThe harbour reopened on Tuesday.\n", encoding="utf-8")
+    (article,), problems = parse_one(path)
+    assert problems == []
+    assert (article.title, texts(article)) == ("Harbour reopens", ["The harbour reopened on Tuesday."])
+
+
+def test_markdown_breaks_comments_bullets_and_setext_headings(tmp_path):
+    path = tmp_path / "quay.md"
+    path.write_text("""Quay repairs
+============
+
+**Officials** said the *north* quay was repaired.
+
+#MeToo trended in the harbour town on Monday.
+
+* * *
+
+- First bullet about the quay.
+> A quoted remark from the harbour master.
+<!-- more -->
+
+Section two
+-----------
+Final paragraph under section two.
+
+---
+""", encoding="utf-8")
+    (article,), problems = parse_one(path)
+    assert problems == []
+    assert article.title == "Quay repairs"
+    assert [(p.text, p.section) for p in article.paragraphs] == [
+        ("Officials said the north quay was repaired.", None),
+        ("#MeToo trended in the harbour town on Monday.", None),
+        ("First bullet about the quay. A quoted remark from the harbour master.", None),
+        ("Final paragraph under section two.", "Section two"),
+    ]
+
+
+# -- jsonl ------------------------------------------------------------------------------------------
+
+
+def test_jsonl_line_separator_in_a_string_and_metadata_that_is_not_text(tmp_path):
+    lines = [
+        json.dumps({"id": "a", "title": "Tram", "text": "The tram\u2028resumed on Friday."}, ensure_ascii=False),
+        json.dumps({"id": "b", "title": {"en": "Bus"}, "url": {"href": "https://example.net/b"}, "published": 2022,
+                    "paragraphs": ["The bus resumed on Saturday."]}),
+    ]
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    articles, problems = parse_one(path)
+    assert problems == []
+    assert [(a.source, a.title, a.url, texts(a)) for a in articles] == [
+        ("feed.jsonl#a", "Tram", None, ["The tram\u2028resumed on Friday."]),
+        ("feed.jsonl#b", "The bus resumed on Saturday", None, ["The bus resumed on Saturday."]),
+    ]
+    assert articles[1].published == "2022"
+
+
+# -- symbolic links and folders ---------------------------------------------------------------------
+
+
+def test_symbolic_links_followed_and_broken_ones_and_loops_reported(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "story.txt").write_text(GOOD, encoding="utf-8")
+    (outside / "deep" / "more.txt").write_text(GOOD, encoding="utf-8")
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.txt").write_text(GOOD, encoding="utf-8")
+    (corpus / "sub" / "b.txt").write_text(GOOD, encoding="utf-8")
+    (corpus / "linked.txt").symlink_to(outside / "story.txt")     # a file outside the corpus
+    (corpus / "ext").symlink_to(outside, target_is_directory=True)  # a folder outside the corpus
+    (corpus / "again").symlink_to(corpus / "sub", target_is_directory=True)
+    (corpus / "sub" / "up").symlink_to("..", target_is_directory=True)
+    (corpus / "gone.txt").symlink_to(corpus / "missing.txt")
+    (corpus / "self.md").symlink_to("self.md")
+    (corpus / "photo.jpg").symlink_to("missing.jpg")     # not an article, even if it were there
+    (corpus / ".hidden").symlink_to(corpus, target_is_directory=True)
+
+    files, problems = scan_corpus(corpus)
+    assert [f.relative for f in files] == ["a.txt", "ext/deep/more.txt", "ext/story.txt", "linked.txt", "sub/b.txt"]
+    assert all(f.data == GOOD.encode() for f in files)
+    assert sorted(str(p) for p in problems) == [
+        "again: the same folder as sub, read there",
+        f"gone.txt: broken symbolic link to {corpus / 'missing.txt'}",
+        "self.md: symbolic link loop",
+        "sub/up: symbolic link loop (leads back to the corpus folder)",
+    ]
+
+
+def test_scan_order_is_by_path_parts_and_stable(tmp_path):
+    for name in ("b.txt", "a-c.txt", "a/b.txt", "a/a.md", "A.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(GOOD, encoding="utf-8")
+    first, _ = scan_corpus(tmp_path)
+    second, _ = scan_corpus(tmp_path)
+    assert [f.relative for f in first] == [f.relative for f in second] == ["A.txt", "a/a.md", "a/b.txt", "a-c.txt", "b.txt"]
+
+
+def test_unreadable_folder_and_special_files_are_reported(tmp_path, monkeypatch):
+    (tmp_path / "a.txt").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.txt").write_text(GOOD, encoding="utf-8")
+    os.mkfifo(tmp_path / "pipe.txt")    # reading it would wait for a writer for ever
+    scandir = os.scandir
+
+    def refuse(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)     # works as root too, where chmod 000 would not
+    files, problems = scan_corpus(tmp_path)
+    assert [f.relative for f in files] == ["a.txt"]
+    assert [str(p) for p in problems] == ["locked: folder cannot be read (Permission denied)",
+                                          "pipe.txt: not a regular file"]
