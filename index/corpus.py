@@ -16,6 +16,8 @@ from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+from .inert import clean
+
 __all__ = ("Article", "Paragraph", "Problem", "CorpusFile", "scan_corpus", "parse_file", "MAX_FILE_BYTES")
 
 _log = logging.getLogger(__name__)
@@ -58,7 +60,8 @@ class Problem:
     skipped: bool = True
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.reason}" + ("" if self.skipped else " (read anyway)")
+        # A file name can hold anything a file system allows, escape sequences and newlines included.
+        return f"{clean(self.file, 200)}: {self.reason}" + ("" if self.skipped else " (read anyway)")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .errors import (ArticleNotFound, DatabaseBusy, DatabaseDamaged, IndexNotBui
                      RebuildInProgress)
 from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
-from .render import clean, inert
+from .inert import clean, inert
 from .search import Hit, Searcher, SearchResult
 from .store import ArticleInfo, BuildRecord, PassageRecord, Reader, Writer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .analysis import fold_text
 from .errors import QueryError
-from .render import inert
+from .inert import inert
 
 __all__ = ("Question", "EvalReport", "load_questions", "evaluate", "normalize_for_match", "CUTOFFS")
 

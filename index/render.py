@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from .inert import clean
 from .quotes import Quote
 from .store import Located, PassageRecord
 
 __all__ = (
-    "clean",
-    "inert",
     "escape_markdown",
     "quote_markdown",
     "citation_line",
@@ -28,23 +27,6 @@ __all__ = (
 
 _MARKDOWN_CHARS = re.compile(r"([\\*_~`|\[\]()<>])")
 _LINE_START = re.compile(r"^(\s*)([#>\-+]|\d+\.)", re.MULTILINE)
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-
-def clean(text: str, limit: int = 80) -> str:
-    """Someone's input made safe to echo (a file name, a question, an ID): control and escape characters
-    dropped, line breaks shown as \\n, cut to about `limit` characters. Discord callers still escape
-    markdown."""
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " "))
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= limit else text[:limit].rstrip() + "…"
-
-
-def inert(text: str, limit: int = 80) -> str:
-    """clean(), in quotes: for echoing input inside a sentence."""
-    return f"“{clean(text, limit)}”"
 
 
 def escape_markdown(text: str) -> str:
@@ -137,7 +119,7 @@ def expansion_line(expanded: list[str], escape: bool = True) -> str | None:
 
 def abstention_markdown(question: str, reason: str, escape: bool = True) -> str:
     esc = _escaper(escape)
-    return f"No answer in the indexed articles for “{esc(question)}”.\n{esc(reason)}"
+    return f"No answer in the indexed articles for “{esc(clean(question))}”.\n{esc(reason)}"
 
 
 def named_line(answer, escape: bool = True, shown: set[str] | None = None) -> str | None:

@@ -13,7 +13,7 @@ from index.cli import main
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 CI = REPO / ".ci" / "run"
-COMMANDS = [["ask"], ["cite"], ["index", "build"], ["eval"], ["run"], ["sync"]]
+COMMANDS = [["ask"], ["cite"], ["index", "build"], ["index", "repair"], ["eval"], ["run"], ["sync"]]
 
 
 
@@ -80,3 +80,21 @@ def test_passage_ids_shown_in_the_readme_exist(seed_db):
     with sqlite3.connect(seed_db) as conn:
         known = {row[0] for row in conn.execute("SELECT id FROM passages")}
     assert shown <= known
+
+
+def test_help_and_readme_agree_on_limits_settings_and_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["ask", "--help"])
+    ask_help = capsys.readouterr().out
+    assert "1 to 100" in ask_help and "`-k`: 1 to 100" in readme()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert "$NEWSDESK_DB" in top and "$NEWSDESK_DB" in readme()
+    assert "--version" in top and "newsdesk --version" in readme()
+    documented = dict(re.findall(r"^\s*\| (\d+) \| (.+?) \|$", readme(), re.M))
+    helped = dict(re.findall(r"(\d+) ([a-z][a-z ]+?)(?:,|\.)", top.split("exit status:")[1].replace("\n", " ")))
+    assert set(helped) == set(documented), (helped, documented)
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.startswith("newsdesk ")
