@@ -91,12 +91,12 @@ class Analyzer:
         No word contains whitespace, so the words come out as from the whole text.
         """
         chunks = text.split()
-        analysed = list(map(self._terms.get, chunks))      # a C loop over a plain dict: the hot path
+        analysed: list[str | None] = list(map(self._terms.get, chunks))   # a C loop over a plain dict: the hot path
         if None in analysed:
             for i, terms in enumerate(analysed):
                 if terms is None:
                     analysed[i] = self._analyse_chunk(chunks[i])
-        return " ".join(analysed).split()
+        return " ".join(analysed).split()  # type: ignore[arg-type]  # every None was just filled in
 
     def tokenize_many(self, texts: Iterable[str]) -> list[list[str]]:
         return [self.tokenize(text) for text in texts]

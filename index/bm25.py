@@ -87,10 +87,10 @@ class BM25Index:
         blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         block_start = block_docs = 0
         for tokens in token_lists:
-            ids = list(map(known, tokens))         # a C loop; new terms are the rare case
+            ids: list[int | None] = list(map(known, tokens))   # a C loop; new terms are the rare case
             if None in ids:
                 ids = [vocab.setdefault(t, len(vocab)) for t in tokens]
-            sequence.extend(ids)
+            sequence.extend(ids)  # type: ignore[arg-type]  # no None is left
             lengths.append(len(tokens))
             if len(sequence) - block_start >= _BLOCK_TOKENS:
                 blocks.append(_count_block(sequence, lengths, block_start, block_docs))

@@ -186,12 +186,12 @@ class Searcher:
         if len(terms) == 1:
             return terms[0] in self.index.term_ids
         if terms not in self._co_occurs:
-            docs = None
+            docs: np.ndarray | None = None
             for term in terms:
                 t = self.index.term_ids.get(term)
                 postings = self.index.doc_ids[self.index.indptr[t]:self.index.indptr[t + 1]] if t is not None else np.zeros(0, np.int32)
                 docs = postings if docs is None else np.intersect1d(docs, postings, assume_unique=True)
-            self._co_occurs[terms] = bool(len(docs))
+            self._co_occurs[terms] = docs is not None and bool(len(docs))
         return self._co_occurs[terms]
 
     def _rank(self, weights: dict[str, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
