@@ -319,3 +319,7 @@ class _ProgressBar:
             if self._shown and self._tty:
                 sys.stderr.write("\n")
             self._shown = False
+
+
+if __name__ == "__main__":     # python -m index.cli, as the tests and the benchmarks run it
+    sys.exit(main())

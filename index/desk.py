@@ -36,6 +36,8 @@ _log = logging.getLogger(__name__)
 VOTE_WAIT_MS = 1_500
 # How long the build thread may keep the GIL while the event loop waits for it (Python's default: 5 ms).
 BUILD_SWITCH_INTERVAL_S = 0.001
+# How often use of the desk looks for a build committed by another process.
+REFRESH_EVERY_S = 5.0
 # A reader replaced by a swap is closed this much later, so that reads already started can finish on it.
 READER_GRACE_S = 30.0
 
@@ -73,6 +75,9 @@ class Newsdesk:
         self._reader_inode: int | None = None
         self._rebuild_lock = asyncio.Lock()
         self._pending_votes: list[tuple[str, int, str, str, int]] = []
+        self._refreshing = False
+        self._last_refresh = time.monotonic()
+        self._background: set[asyncio.Future] = set()
 
     @property
     def db(self) -> Path:
@@ -128,6 +133,8 @@ class Newsdesk:
         self.notices += report.notes + [problem_line(p) for p in report.problems]
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self._pending_votes:
             await self._flush_votes(wait_ms=10_000)
             if self._pending_votes:
@@ -170,13 +177,29 @@ class Newsdesk:
 
     async def refresh(self) -> bool:
         """Load a build another process committed since ours; True if there was one."""
-        if self.rebuilding:
+        if self.rebuilding or self._refreshing:
             return False
-        build = await (await self._read()).current_build()
-        if build is None or (self.build is not None and build.id == self.build.id):
-            return False
-        await self.reload()
-        return True
+        self._refreshing = True
+        try:
+            build = await (await self._read()).current_build()
+            if build is None or (self.build is not None and build.id <= self.build.id):
+                return False
+            await self.reload()
+            return True
+        finally:
+            self._refreshing = False
+
+    def _notice_other_builds(self) -> None:
+        """Every few seconds of use, look for a build another process (`newsdesk index build`) committed,
+        and load it in the background: the ask that notices it does not wait for it."""
+        now = time.monotonic()
+        if now - self._last_refresh < REFRESH_EVERY_S or self._refreshing:
+            return
+        self._last_refresh = now
+        task = asyncio.ensure_future(self.refresh())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
 
     async def _swap(self, searcher: Searcher, build: BuildRecord) -> None:
         old = [self.searcher]
@@ -244,6 +267,7 @@ class Newsdesk:
         """
         searcher, build = self._loaded()
         reader = await self._read()
+        self._notice_other_builds()
         started = time.perf_counter()
         within = None
         if source:
@@ -318,6 +342,11 @@ class Newsdesk:
             self._pending_votes = votes + self._pending_votes
             return False
         return True
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _log.warning("Loading another process's build failed: %s", task.exception())
 
 
 def _write_votes(db: Path, votes: list[tuple[str, int, str, str, int]], wait_ms: int) -> None:

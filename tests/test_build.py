@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import index.build
+import index.desk
 from index.build import Counts, rebuild
 from index.desk import Newsdesk
 from index.errors import BuildFailed, CorpusError, IndexNotBuilt, NewsdeskError, RebuildInProgress
@@ -343,3 +344,25 @@ async def test_empty_corpus_folder_is_a_corpus_error(db_file, tmp_path):
 async def test_no_index_without_building_is_index_not_built(db_file, corpus_copy):
     with pytest.raises(IndexNotBuilt, match="newsdesk index build"):
         await Newsdesk.open(db_file, corpus_copy, build_if_missing=False)
+
+
+@pytest.mark.asyncio
+async def test_a_build_committed_by_another_process_is_picked_up_while_asking(seed_db, seed_index, corpus_copy,
+                                                                              monkeypatch):
+    monkeypatch.setattr(index.desk, "REFRESH_EVERY_S", 0.0)
+    async with await Newsdesk.open(seed_db, corpus_copy, build_if_missing=False) as desk:
+        first = desk.build.id
+        (corpus_copy / "950_extra.txt").write_text("Quokka report\n\nThe quokka census counted 12,000 quokkas.\n",
+                                                   encoding="utf-8")
+        built = subprocess.run([sys.executable, "-m", "index.cli", "index", "build", "--db", str(seed_db),
+                                "--corpus", str(corpus_copy)], cwd=REPO, capture_output=True, text=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+        assert built.returncode == 0, built.stderr
+        await desk.ask("quokka census")                    # notices the new build, loads it in the background
+        for _ in range(100):
+            if desk.build.id > first:
+                break
+            await asyncio.sleep(0.05)
+        answer = await desk.ask("quokka census")
+        assert desk.build.id == first + 1
+        assert answer.results and "12,000 quokkas" in answer.results[0].record.text
