@@ -16,6 +16,7 @@ import discord
 from index.errors import NewsdeskError
 
 from .app import NewsdeskBot, apply_endpoints
+from .checks import is_operator_command
 from .config import Config, ConfigError
 
 __all__ = ("main", "sync_commands", "run", "sync")
@@ -57,7 +58,10 @@ def main(corpus: Path | None = None, db: Path | None = None) -> int:
 
 
 def sync_commands(guild_id: int | None = None) -> int:
-    """Publish the slash commands: to one server (instant; NEWSDESK_GUILD_ID by default) or globally."""
+    """Publish the slash commands: to one server (instant; NEWSDESK_GUILD_ID by default) or globally.
+
+    Commands that change the shared index go to the NEWSDESK_ADMIN_GUILDS servers only, when set.
+    """
     config = _load()
     if isinstance(config, int):
         return config
@@ -108,12 +112,22 @@ async def sync(config: Config, guild_id: int | None) -> int:
     try:
         async with bot:
             await bot.login(config.token or "")
+            tree = bot.tree
+            operators = [c for c in tree.get_commands() if is_operator_command(c)]
+            if config.admin_guilds:
+                # The corpus-changing commands leave the global set; each admin server gets its own copy.
+                for command in operators:
+                    tree.remove_command(command.name, type=getattr(command, "type", discord.AppCommandType.chat_input))
+                    for admin_guild in config.admin_guilds:
+                        tree.add_command(command, guild=discord.Object(admin_guild))
             if guild_id is not None:
                 guild = discord.Object(guild_id)
-                bot.tree.copy_global_to(guild=guild)
-                synced = await bot.tree.sync(guild=guild)
+                tree.copy_global_to(guild=guild)
+                synced = await tree.sync(guild=guild)
             else:
-                synced = await bot.tree.sync()
+                synced = await tree.sync()
+            admin_synced = {g: await tree.sync(guild=discord.Object(g))
+                            for g in sorted(config.admin_guilds) if g != guild_id}
     except discord.LoginFailure:
         return _fail(REJECTED)
     except discord.HTTPException as e:
@@ -124,6 +138,9 @@ async def sync(config: Config, guild_id: int | None) -> int:
     where = f"to server {guild_id} (shown at once)" if guild_id is not None else \
         "globally (Discord may take up to an hour to show changes)"
     print(f"Published {len(synced)} commands {where}: {names}")
+    for admin_guild, commands in admin_synced.items():
+        print(f"Published {len(commands)} operator commands to admin server {admin_guild}: "
+              + ", ".join(sorted(c.name for c in commands)))
     return 0
 
 

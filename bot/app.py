@@ -18,6 +18,7 @@ from index.desk import Newsdesk
 from index.errors import IndexNotBuilt, NewsdeskError
 from index.render import escape_markdown
 
+from . import checks
 from .config import Config
 
 __all__ = ("NewsdeskBot", "NewsdeskTree", "EXTENSIONS", "apply_endpoints", "error_message", "reply_error",
@@ -27,6 +28,7 @@ _log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.info")
 GENERIC_ERROR = "Something went wrong on Newsdesk's side while doing that. It has been logged; please try again later."
+DISCORD_ERROR = "Discord did not accept Newsdesk's reply (Discord's side failed). Please try again in a moment."
 CLOSING = "Newsdesk is restarting. Please try again in a minute."
 
 
@@ -41,12 +43,20 @@ def apply_endpoints(config: Config) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.gateway_url)
 
 
-def error_message(error: BaseException) -> str | None:
-    """What to tell the person, or None for a bug (which gets the generic line and a logged traceback)."""
+def error_message(error: BaseException, show_paths: bool = False) -> str | None:
+    """What to tell the person, or None for a bug (which gets the generic line and a logged traceback).
+
+    Engine errors may name the operator's files: only the owner (show_paths) sees them.
+    """
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
     if isinstance(error, NewsdeskError):
-        return escape_markdown(str(error))     # it may quote a path or the person's own input
+        text = str(error) if show_paths else checks.redact_paths(str(error))
+        return escape_markdown(text)     # it may quote the person's own input
+    if isinstance(error, checks.NotOperator):
+        return str(error)
+    if isinstance(error, discord.DiscordServerError):
+        return DISCORD_ERROR
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"You're asking quickly: please wait {math.ceil(error.retry_after)} s before the next one."
     if isinstance(error, app_commands.MissingPermissions):
@@ -83,7 +93,7 @@ async def reply_error(interaction: discord.Interaction, text: str) -> None:
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
     """The one error path for commands and buttons: a known error as is, a bug logged in full."""
     original = getattr(error, "original", error)
-    text = error_message(original)
+    text = error_message(original, show_paths=checks.is_owner(interaction))
     if text is None:
         what = interaction.command.qualified_name if interaction.command else (interaction.data or {}).get("custom_id")
         _log.error("Interaction %r by user %s failed", what, interaction.user.id, exc_info=original)
@@ -143,6 +153,7 @@ class NewsdeskBot(commands.Bot):
         return self._desk
 
     async def setup_hook(self) -> None:
+        await checks.load_owners(self)
         if self.open_index:
             settings = Settings(Path(self.config.db), Path(self.config.corpus).resolve())
             # A database proven damaged is rebuilt at start-up (the damaged file is kept): an operator's

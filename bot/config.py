@@ -26,6 +26,7 @@ class Config:
     db: Path = field(default_factory=lambda: Settings.resolve().db)
     corpus: Path = field(default_factory=default_corpus)
     guild_id: int | None = None
+    admin_guilds: frozenset[int] = frozenset()   # servers whose managers may change the shared index
     api_base: str | None = None         # e.g. http://127.0.0.1:8080/api/v10 for a local test double
     gateway_url: str | None = None      # e.g. ws://127.0.0.1:8080/
     ask_cooldown: tuple[int, float] = (4, 30.0)   # /ask uses per person: rate per seconds
@@ -37,7 +38,8 @@ class Config:
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env"), **overrides) -> "Config":
-        """Read DISCORD_TOKEN, NEWSDESK_DB, NEWSDESK_CORPUS, NEWSDESK_GUILD_ID, DISCORD_API_BASE, DISCORD_GATEWAY_URL.
+        """Read DISCORD_TOKEN, NEWSDESK_DB, NEWSDESK_CORPUS, NEWSDESK_GUILD_ID, NEWSDESK_ADMIN_GUILDS,
+        DISCORD_API_BASE, DISCORD_GATEWAY_URL.
 
         The environment wins over the .env file; keyword overrides (None is ignored) win over both.
         """
@@ -50,6 +52,10 @@ class Config:
         guild = get("NEWSDESK_GUILD_ID")
         if guild is not None and not guild.isdigit():
             raise ConfigError(f"NEWSDESK_GUILD_ID must be a server ID (digits), not {guild!r}.")
+        admins = [part.strip() for part in (get("NEWSDESK_ADMIN_GUILDS") or "").split(",") if part.strip()]
+        if not all(part.isdigit() for part in admins):
+            raise ConfigError("NEWSDESK_ADMIN_GUILDS must be server IDs (digits) separated by commas, "
+                              f"not {get('NEWSDESK_ADMIN_GUILDS')!r}.")
         # The engine's own resolution, so the bot and the CLI always agree on the database of a corpus.
         where = Settings.resolve(corpus=overrides.pop("corpus", None), db=overrides.pop("db", None),
                                  env=values, dotenv=None)
@@ -58,6 +64,7 @@ class Config:
             "db": where.db,
             "corpus": where.corpus,
             "guild_id": int(guild) if guild else None,
+            "admin_guilds": frozenset(int(part) for part in admins),
             "api_base": (get("DISCORD_API_BASE") or "").rstrip("/") or None,
             "gateway_url": get("DISCORD_GATEWAY_URL"),
         }

@@ -12,6 +12,8 @@ from index.quotes import Quote
 from index.render import (abstention_markdown, citation_line, escape_markdown, expansion_line, named_line,
                           quote_markdown, result_markdown, source_line)
 
+from .checks import redact_paths
+
 if TYPE_CHECKING:
     from index.build import BuildReport
     from index.desk import Answer, Result
@@ -228,6 +230,8 @@ def report_text(report: "BuildReport") -> str:
     return clip(f"✅ **Rebuild finished** in {report.seconds:.1f} s.\n" + escape_markdown(report.summary()))
 
 
-def failure_text(error: Exception, build: "BuildRecord | None") -> str:
+def failure_text(error: Exception, build: "BuildRecord | None", show_paths: bool = False) -> str:
+    """The rebuild's failure; its file paths only for the owner (a server manager is not the operator)."""
     still = f"The previous index ({build.label}) keeps answering." if build else "No index is loaded yet."
-    return clip(f"❌ **Rebuild failed:** {escape_markdown(str(error))}\n{still}")
+    reason = str(error) if show_paths else redact_paths(str(error))
+    return clip(f"❌ **Rebuild failed:** {escape_markdown(reason)}\n{still}")

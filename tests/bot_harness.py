@@ -17,7 +17,7 @@ from bot.app import NewsdeskBot
 from bot.config import Config
 from index.desk import Newsdesk
 
-from tests.fakediscord import EPHEMERAL, MEMBER, FakeDiscord, FakeUser, RecordedRequest, run_bot
+from tests.fakediscord import EPHEMERAL, GUILD_ID, MEMBER, FakeDiscord, FakeUser, RecordedRequest, run_bot
 
 __all__ = (
     "SHIPPED_CORPUS", "HAZARD_ARTICLE", "LINKED_ARTICLE", "make_corpus",
@@ -89,9 +89,10 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 @pytest.fixture
 def config(fake: FakeDiscord, corpus_dir: Path, db_path: Path) -> Config:
-    """Fast settings: short progress interval and ready timeout, a cooldown nobody hits by accident."""
+    """Fast settings: short progress interval and ready timeout, a cooldown nobody hits by accident; the fake's
+    server is an admin server (NEWSDESK_ADMIN_GUILDS)."""
     return Config(token=fake.token, db=db_path, corpus=corpus_dir, progress_interval=0.02, guild_ready_timeout=0.05,
-                  ask_cooldown=(100, 1.0), drain_timeout=2.0, view_timeout=60.0)
+                  ask_cooldown=(100, 1.0), drain_timeout=2.0, view_timeout=60.0, admin_guilds=frozenset({GUILD_ID}))
 
 
 @contextlib.asynccontextmanager

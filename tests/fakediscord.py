@@ -85,9 +85,12 @@ class FakeUser:
                 "pending": False, "communication_disabled_until": None, "permissions": str(perms)}
 
 
-ADMIN = FakeUser(1300000000000001001, "admin", ADMIN_PERMISSIONS, (ADMIN_ROLE_ID,))
+ADMIN = FakeUser(1300000000000001001, "admin", ADMIN_PERMISSIONS, (ADMIN_ROLE_ID,))   # the application's owner
 MEMBER = FakeUser(1300000000000001002, "member")
 STRANGER = FakeUser(1300000000000001003, "stranger")
+# A member with Manage Server who does not own the application (an admin of some server the bot is in).
+MANAGER = FakeUser(1300000000000001004, "manager", MEMBER_PERMISSIONS | discord.Permissions(manage_guild=True).value)
+OTHER_GUILD_ID = 1300000000000000101   # a second server, for interactions from elsewhere
 
 
 def new_user(username: str, permissions: int = MEMBER_PERMISSIONS, role_ids: tuple[int, ...] = ()) -> FakeUser:
@@ -180,7 +183,9 @@ class FakeDiscord:
         self.privileged_intents = privileged_intents  # which privileged intents the "portal" enabled
         self.bot_user = FakeUser(app_id, "Newsdesk", BOT_PERMISSIONS, bot=True)
         self.guild_id, self.channel_id = GUILD_ID, CHANNEL_ID
-        self.members = [self.bot_user, ADMIN, MEMBER, STRANGER]
+        self.members = [self.bot_user, ADMIN, MEMBER, STRANGER, MANAGER]
+        self.owner: FakeUser = ADMIN                # the application's owner, as application info reports
+        self.team: list[FakeUser] | None = None      # or a team owns it: these members, role "developer"
 
         self.requests: list[RecordedRequest] = []
         self.unexpected: list[RecordedRequest] = []
@@ -190,6 +195,8 @@ class FakeDiscord:
         self.deleted_message_ids: list[int] = []
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
+        self.channels: dict[int, dict[str, Any]] = {}   # threads the bot created (id -> channel payload)
+        self._dm_channels: dict[int, int] = {}
         self._command_ids: dict[tuple[int | None, int, str], int] = {}
         self._interactions: dict[int, _Interaction] = {}
         self._sessions: dict[str, int] = {}  # session id -> last seq
@@ -432,10 +439,18 @@ class FakeDiscord:
         return {**self.bot_user.user_payload(), "verified": True, "mfa_enabled": False, "flags": 0, "locale": "en-US"}
 
     def _application_payload(self) -> dict[str, Any]:
+        team = None
+        if self.team is not None:
+            # Discord: a team-owned app reports a placeholder owner user and the team with its members.
+            team = {"id": str(self.app_id + 7), "name": "Newsdesk team", "icon": None,
+                    "owner_user_id": str(self.team[0].id) if self.team else "0",
+                    "members": [{"user": u.user_payload(), "team_id": str(self.app_id + 7), "membership_state": 2,
+                                 "permissions": ["*"], "role": "developer"} for u in self.team]}
+        owner = FakeUser(self.app_id + 7, "team" + str(self.app_id + 7)) if team else self.owner
         return {"id": str(self.app_id), "name": "Newsdesk", "description": "", "icon": None, "bot_public": False,
-                "bot_require_code_grant": False, "owner": ADMIN.user_payload(), "verify_key": "0" * 64,
+                "bot_require_code_grant": False, "owner": owner.user_payload(), "verify_key": "0" * 64,
                 "flags": 0, "interactions_endpoint_url": None, "bot": self.bot_user.user_payload(),
-                "team": None, "summary": "", "rpc_origins": [], "tags": []}
+                "team": team, "summary": "", "rpc_origins": [], "tags": []}
 
     def _gateway_bot_payload(self) -> dict[str, Any]:
         return {"url": self.gateway_url, "shards": 1, "session_start_limit": {
@@ -476,7 +491,7 @@ class FakeDiscord:
 
     def _interaction(self, interaction_type: int, data: dict[str, Any] | None, user: FakeUser,
                      permissions: int | None, locale: str, message: dict[str, Any] | None = None,
-                     message_type: int = 0) -> dict[str, Any]:
+                     message_type: int = 0, where: dict[str, Any] | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "id": str(snowflake()), "application_id": str(self.app_id), "type": interaction_type,
             "token": secrets.token_urlsafe(48), "version": 1, "guild_id": str(self.guild_id),
@@ -486,12 +501,34 @@ class FakeDiscord:
             "authorizing_integration_owners": {"0": str(self.guild_id)}, "context": 0,
             "attachment_size_limit": 10 * 1024 * 1024,  # discord.py 2.7 raises KeyError without it
         }
+        payload.update(self._where(user, where or {}))
         if data is not None:
             payload["data"] = data
         if message is not None:
             payload["message"] = message
         self._track_interaction(payload, message_type)
         return payload
+
+    def _where(self, user: FakeUser, where: dict[str, Any]) -> dict[str, Any]:
+        """Payload fields for an interaction elsewhere: guild_id=<another server>, channel_id=<a thread>, or dm=True."""
+        if where.get("dm"):
+            dm = {"id": str(self._dm_channel(user)), "type": 1, "recipients": [user.user_payload()], "flags": 0}
+            return {"guild_id": None, "member": None, "user": user.user_payload(), "channel_id": dm["id"],
+                    "channel": dm, "context": 1, "authorizing_integration_owners": {"0": "0", "1": str(user.id)}}
+        out: dict[str, Any] = {}
+        if where.get("guild_id"):
+            guild = int(where["guild_id"])
+            channel = {**self.channel_payload(), "id": str(guild + 1000), "guild_id": str(guild)}
+            out.update(guild_id=str(guild), channel_id=channel["id"], channel=channel,
+                       authorizing_integration_owners={"0": str(guild)})
+        if where.get("channel_id"):
+            cid = int(where["channel_id"])
+            out.update(channel_id=str(cid), channel=copy.deepcopy(self.channels.get(cid) or
+                                                                   {**self.channel_payload(), "id": str(cid)}))
+        return out
+
+    def _dm_channel(self, user: FakeUser) -> int:
+        return self._dm_channels.setdefault(user.id, snowflake())
 
     def _track_interaction(self, payload: dict[str, Any], message_type: int = 0) -> _Interaction:
         iid = int(payload["id"])
@@ -529,14 +566,17 @@ class FakeDiscord:
 
     def chat_input(self, name: str, options: dict[str, Any] | None = None, *, user: FakeUser = MEMBER,
                    permissions: int | None = None, guild_command: bool = False,
-                   locale: str = "en-US") -> dict[str, Any]:
-        """A slash command; options str->3, int->4, bool->5, float->10, dict->subcommand."""
+                   locale: str = "en-US", **where: Any) -> dict[str, Any]:
+        """A slash command; options str->3, int->4, bool->5, float->10, dict->subcommand.
+
+        where: guild_id=<another server>, channel_id=<a thread or channel>, or dm=True.
+        """
         guild = self.guild_id if guild_command else None
         data: dict[str, Any] = {"id": str(self._command_id(name, 1, guild)), "name": name, "type": 1,
                                 "options": self._options(options or {})}
         if guild_command:
             data["guild_id"] = str(self.guild_id)
-        return self._interaction(APPLICATION_COMMAND, data, user, permissions, locale, message_type=20)
+        return self._interaction(APPLICATION_COMMAND, data, user, permissions, locale, message_type=20, where=where)
 
     def autocomplete(self, name: str, options: dict[str, Any], focused: str, *, user: FakeUser = MEMBER,
                      permissions: int | None = None, locale: str = "en-US") -> dict[str, Any]:
@@ -557,13 +597,14 @@ class FakeDiscord:
 
     def component(self, custom_id: str, message: dict[str, Any] | int | str, *, user: FakeUser = MEMBER,
                   component_type: int = 2, values: list[str] | None = None, permissions: int | None = None,
-                  locale: str = "en-US") -> dict[str, Any]:
+                  locale: str = "en-US", **where: Any) -> dict[str, Any]:
         """A button press (or select with values) on the *latest stored state* of a message."""
         stored = self._resolve_message(message)
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
         if values is not None:
             data["values"] = values
-        return self._interaction(MESSAGE_COMPONENT, data, user, permissions, locale, message=stored)
+        where.setdefault("channel_id", int(stored["channel_id"]))
+        return self._interaction(MESSAGE_COMPONENT, data, user, permissions, locale, message=stored, where=where)
 
     def make_message(self, content: str, *, author: FakeUser = MEMBER, embeds: list[dict[str, Any]] | None = None,
                      channel_id: int | None = None) -> dict[str, Any]:
@@ -691,7 +732,7 @@ class FakeDiscord:
         if int(m["app"]) != self.app_id:
             return _error(403, 50001, "Missing Access")
         guild = int(m["guild"]) if m.get("guild") else None
-        if guild is not None and guild != self.guild_id:
+        if guild is not None and guild not in (self.guild_id, OTHER_GUILD_ID):
             return _error(403, 50001, "Missing Access")
         echoed = []
         for cmd in rec.json or []:

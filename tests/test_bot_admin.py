@@ -32,7 +32,7 @@ def original_path(payload: dict) -> str:
 async def test_reindex_is_refused_to_a_member_without_manage_server(fake: FakeDiscord, bot: NewsdeskBot) -> None:
     command = bot.tree.get_command("reindex")
     assert command.default_permissions == discord.Permissions(manage_guild=True) and command.guild_only
-    _, callback = await slash(fake, "reindex", user=MEMBER)
+    _, callback = await slash(fake, "reindex", user=MEMBER)     # in an admin server, without Manage Server
     assert callback.json["type"] == 4 and is_ephemeral(callback)
     assert content_of(callback) == "Only members with the Manage Server permission can do that."
     assert not bot.desk.rebuilding

@@ -15,6 +15,7 @@ from index.errors import NewsdeskError
 
 from .. import layout
 from ..app import NewsdeskBot
+from ..checks import is_owner, operator_only
 
 __all__ = ("AdminCog", "RebuildJob", "setup")
 
@@ -50,9 +51,9 @@ class AdminCog(commands.Cog):
     @app_commands.command()
     @app_commands.guild_only()
     @app_commands.default_permissions(manage_guild=True)
-    @app_commands.checks.has_permissions(manage_guild=True)
+    @operator_only()
     async def reindex(self, interaction: discord.Interaction) -> None:
-        """Re-read the corpus and update the index (Manage Server only)."""
+        """Re-read the corpus and update the index (operators only)."""
         desk = self.bot.desk
         if self.job is not None or desk.rebuilding:
             running = self.job
@@ -77,7 +78,7 @@ class AdminCog(commands.Cog):
             report = await desk.rebuild(job.record, on_wait=job.waiting)
         except NewsdeskError as e:   # the previous index was left as it was and is still answering
             _log.warning("Rebuild failed: %s", e)
-            return layout.failure_text(e, desk.build)
+            return layout.failure_text(e, desk.build, show_paths=is_owner(interaction))
         finally:
             await self._stop(ticker)
         _log.info("Rebuild finished: %s", report.to_dict())
