@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from index.quotes import Quote
-from index.render import (abstention_markdown, citation_line, escape_markdown, expansion_line, named_line,
-                          quote_markdown, result_markdown, source_line)
+from index.render import (abstention_markdown, citation_line, escape_field, escape_markdown, expansion_line,
+                          link_markdown,
+                          named_line, quote_markdown, result_markdown, source_line)
 
 from .checks import redact_paths
 
@@ -184,9 +185,9 @@ def not_found_text(passage_id: str, closest: Sequence[str]) -> str:
 
 
 def _article_line(number: int, article: "ArticleInfo", paragraphs: int) -> str:
-    title = escape_markdown(option_label(article.title, 150))
-    label = f"[{title}](<{article.url}>)" if article.url else f"*{title}*"
-    parts = [label] + [escape_markdown(x) for x in (article.outlet, article.published) if x]
+    title = option_label(article.title, 150)
+    label = link_markdown(title, article.url) if article.url else f"*{escape_field(title)}*"
+    parts = [label] + [escape_field(x) for x in (article.outlet, article.author, article.published) if x]
     parts.append(f"{paragraphs} paragraph" + ("" if paragraphs == 1 else "s"))
     return f"{number}. " + " · ".join(parts)
 

@@ -6,11 +6,14 @@ import re
 from typing import Iterable
 
 from .inert import clean
+from .links import safe_url
 from .quotes import Quote
 from .store import Located, PassageRecord
 
 __all__ = (
     "escape_markdown",
+    "escape_field",
+    "link_markdown",
     "quote_markdown",
     "citation_line",
     "source_line",
@@ -35,21 +38,60 @@ def escape_markdown(text: str) -> str:
     return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
+# A bare URL in a quote: shown as <url> so Discord neither unfurls it nor bolds inside it.
+_BARE_URL = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)\]}'’”]")
+
+
+def escape_field(text: str) -> str:
+    """An article's title, outlet or author for Discord: escaped, and a URL in it left unclickable (the
+    only link a citation holds is the article's own, validated one)."""
+    return escape_markdown(text).replace("://", r"\://")
+
+
+def link_markdown(label: str, url: str | None, escape: bool = True) -> str:
+    """The escaped label linked to the URL when it is safe (no unfurl: <url>); otherwise the label in italics
+    and the URL beside it as plain text, never a link. The terminal gets "label <url>"."""
+    link = safe_url(url)
+    if not escape:
+        return f"{label} <{link or url}>" if url else label
+    text = escape_field(label)
+    if link:
+        return f"[{text}](<{link}>)"
+    shown = f"*{text}*"
+    if url and url.strip():
+        plain = url.strip()
+        plain = plain if len(plain) <= 80 else plain[:79] + "…"
+        shown += f" ({escape_field(plain)})"
+    return shown
+
+
 def _escaper(escape: bool):
     """escape_markdown for Discord, the text as it is for a terminal."""
     return escape_markdown if escape else str
 
 
+def _with_urls(piece: str, escape: bool) -> str:
+    """Escaped text, except that a bare URL is shown as <url>: linked as written, never unfurled."""
+    if not escape:
+        return piece
+    out, pos = [], 0
+    for m in _BARE_URL.finditer(piece):
+        out += [escape_markdown(piece[pos:m.start()]), f"<{m.group()}>"]
+        pos = m.end()
+    out.append(escape_markdown(piece[pos:]))
+    return "".join(out)
+
+
 def _highlighted(text: str, start: int, end: int, highlights: Iterable[tuple[int, int]], escape: bool) -> str:
+    urls = [(m.start(), m.end()) for m in _BARE_URL.finditer(text)]
     out, pos = [], start
-    esc = _escaper(escape)
     for hs, he in highlights:
-        if hs < start or he > end:
-            continue
-        out.append(esc(text[pos:hs]))
-        out.append("**" + esc(text[hs:he]) + "**")
+        if hs < start or he > end or any(us < he and hs < ue for us, ue in urls):
+            continue       # a bold run inside a URL would break it
+        out.append(_with_urls(text[pos:hs], escape))
+        out.append("**" + _with_urls(text[hs:he], escape) + "**")
         pos = he
-    out.append(esc(text[pos:end]))
+    out.append(_with_urls(text[pos:end], escape))
     return "".join(out)
 
 
@@ -70,19 +112,20 @@ def quote_markdown(quote: Quote, escape: bool = True) -> str:
 
 def place_label(place: Located, link: bool = True, escape: bool = True) -> str:
     article = place.article
-    title = escape_markdown(article.title) if escape else article.title
     if link and article.url:
-        title = f"[{title}](<{article.url}>)" if escape else f"{title} <{article.url}>"
-    return f"*{title}*" if not (link and article.url) else title
+        return link_markdown(article.title, article.url, escape)
+    return f"*{escape_field(article.title)}*" if escape else f"*{article.title}*"
 
 
 def source_line(record: PassageRecord, escape: bool = True) -> str:
     """— Title (linked) · outlet · date · ¶N · `id`: where the passage's primary copy stands."""
     primary = record.places[0]
-    esc = _escaper(escape)
+    esc = escape_field if escape else str
     parts = [place_label(primary, escape=escape)]
     if primary.article.outlet:
         parts.append(esc(primary.article.outlet))
+    if primary.article.author:
+        parts.append("by " + esc(primary.article.author))
     if primary.article.published:
         parts.append(esc(primary.article.published))
     paragraph = f"¶{primary.paragraph}" + (f" (part {primary.part})" if primary.part > 1 else "")

@@ -143,6 +143,7 @@ def quoted_pieces(content: str) -> list[str]:
     """The verbatim pieces of every blockquote: bold markers dropped, escapes undone, split at "…" cuts."""
     pieces = []
     for line in _BLOCKQUOTE.findall(content):
+        line = re.sub(r"(?<!\\)<(https?://[^>\s]+)>", r"\1", line)     # a bare URL shown as <url> (no unfurl)
         text = re.sub(r"\\(.)", r"\1", line.replace("**", ""))
         pieces += [p.strip() for p in text.split("…") if p.strip()]
     return pieces

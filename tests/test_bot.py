@@ -180,7 +180,7 @@ async def test_mentions_and_markdown_in_corpus_text_stay_inert(fake: FakeDiscord
     content = edit.json["content"]
     assert edit.json["allowed_mentions"] == {"parse": []}                 # nobody is pinged
     assert "@everyone" in content and "<@&123>" not in content and r"\<@&123\>" in content
-    assert r"\*\*bold\*\*" in content and r"\`code\`" in content and r"\[link\]\(http://example.com\)" in content
+    assert r"\*\*bold\*\*" in content and r"\`code\`" in content and r"\[link\]\(<http://example.com>\)" in content
     quote_lines = [line for line in content.splitlines() if line.startswith("> ")]
     assert len(quote_lines) == 1 and "> not a quote" not in content.replace(r"\> not a quote", "")
     assert content.count("`") - content.count(r"\`") == 2                 # only the passage ID's code span
