@@ -20,6 +20,7 @@ from index.render import escape_markdown
 
 from . import checks
 from .config import Config
+from .limits import PostLimits
 
 __all__ = ("NewsdeskBot", "NewsdeskTree", "EXTENSIONS", "apply_endpoints", "error_message", "reply_error",
            "report_error", "track")
@@ -145,6 +146,7 @@ class NewsdeskBot(commands.Bot):
         self.closing = False
         self._desk: Newsdesk | None = None
         self._inflight: set[asyncio.Task] = set()
+        self.post_limits = PostLimits(config.post_limit, config.channel_post_limit)
 
     @property
     def desk(self) -> Newsdesk:

@@ -30,6 +30,8 @@ class Config:
     api_base: str | None = None         # e.g. http://127.0.0.1:8080/api/v10 for a local test double
     gateway_url: str | None = None      # e.g. ws://127.0.0.1:8080/
     ask_cooldown: tuple[int, float] = (4, 30.0)   # /ask uses per person: rate per seconds
+    post_limit: tuple[int, float] = (3, 30.0)      # public cards (/cite, Post, Cite) per person
+    channel_post_limit: tuple[int, float] = (10, 60.0)   # public cards per channel
     progress_interval: float = 3.0      # seconds between /reindex progress edits
     view_timeout: float = 600.0         # buttons stay live this long (interaction tokens last 15 min)
     sources_per_page: int = 10

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from index.inert import clean
 from index.quotes import Quote
 from index.render import (abstention_markdown, citation_line, escape_field, escape_markdown, expansion_line,
                           link_markdown,
@@ -27,6 +28,9 @@ __all__ = (
     "clip",
     "answer_page",
     "abstention_text",
+    "question_line",
+    "question_of",
+    "header_of",
     "not_found_text",
     "quote_card",
     "attribution_line",
@@ -140,9 +144,37 @@ def answer_page(answer: "Answer", offset: int, k: int, header: str | None = None
     return Page(clip("\n\n".join([*head, *blocks, footer]), limit), shown)
 
 
-def abstention_text(answer: "Answer") -> str:
+QUESTION_PREFIX = "**Q:** "
+SOURCE_PREFIX = "*Only in "
+
+
+def question_line(question: str) -> str:
+    """The question at the top of a public answer: readers see what was asked, and buttons read it back."""
+    return QUESTION_PREFIX + escape_markdown(clean(question, 1000))
+
+
+def question_of(content: str) -> str | None:
+    """The question an answer message was made for (its first line), or None for a message without one."""
+    first = content.split("\n", 1)[0]
+    if not first.startswith(QUESTION_PREFIX):
+        return None
+    return re.sub(r"\\(.)", r"\1", first[len(QUESTION_PREFIX):]).replace("\\n", " ") or None
+
+
+def header_of(content: str) -> str | None:
+    """The answer's header lines (question, "Only in …"), kept when More shows the next page."""
+    lines = []
+    for line in content.split("\n"):
+        if not line.startswith((QUESTION_PREFIX, SOURCE_PREFIX)):
+            break
+        lines.append(line)
+    return "\n".join(lines) or None
+
+
+def abstention_text(answer: "Answer", header: str | None = None) -> str:
     """No answer, and why; the footer still names the build that was searched."""
     text = abstention_markdown(answer.search.question, answer.abstained or "")
+    text = f"{header}\n{text}" if header else text
     return clip(text, MESSAGE_LIMIT - 200) + f"\n-# {answer.build.label} · {answer.build.passages} passages indexed"
 
 

@@ -22,7 +22,7 @@ from tests.fakediscord import EPHEMERAL, GUILD_ID, MEMBER, FakeDiscord, FakeUser
 __all__ = (
     "SHIPPED_CORPUS", "HAZARD_ARTICLE", "LINKED_ARTICLE", "make_corpus",
     "index_template", "corpus_dir", "db_path", "fake", "config", "bot", "running",
-    "slash", "callback_of", "content_of", "is_ephemeral", "quoted_pieces", "passage_ids", "assert_within_limits",
+    "slash", "callback_of", "button", "content_of", "is_ephemeral", "quoted_pieces", "passage_ids", "assert_within_limits",
     "Gate",
 )
 
@@ -123,6 +123,15 @@ async def slash(fake: FakeDiscord, name: str, options: dict[str, Any] | None = N
 async def callback_of(fake: FakeDiscord, payload: dict[str, Any]) -> RecordedRequest:
     await fake.interact(payload)
     return await fake.wait_for_callback(payload)
+
+
+def button(message: dict[str, Any], name: str) -> str:
+    """The custom_id of the message's button labelled name (or with that emoji): IDs carry state now."""
+    for row in message.get("components") or []:
+        for item in row["components"]:
+            if name in (item.get("label"), (item.get("emoji") or {}).get("name")):
+                return item["custom_id"]
+    raise KeyError(f"no button {name!r} in {message.get('components')}")
 
 
 def content_of(request: RecordedRequest) -> str:

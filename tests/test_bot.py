@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.bot_harness import Gate, assert_within_limits, content_of, is_ephemeral, passage_ids, quoted_pieces, slash
+from tests.bot_harness import Gate, button, assert_within_limits, content_of, is_ephemeral, passage_ids, quoted_pieces, slash
 from tests.fakediscord import MEMBER, STRANGER, FakeDiscord
 
 from bot.app import GENERIC_ERROR, NewsdeskBot
@@ -71,13 +71,13 @@ async def test_more_pages_for_the_asker_and_refuses_a_stranger(fake: FakeDiscord
     assert len(first_ids) == 2
     message = fake.original_message(payload)
 
-    press = await fake.interact(fake.component("answer:more", message, user=STRANGER))
+    press = await fake.interact(fake.component(button(message, "More"), message, user=STRANGER))
     refusal = await fake.wait_for_callback(press)
     assert refusal.json["type"] == CALLBACK_MESSAGE and is_ephemeral(refusal)
     assert "Only the person who asked" in content_of(refusal)
     assert fake.message(message["id"])["content"] == first.json["content"]   # unchanged
 
-    press = await fake.interact(fake.component("answer:more", message, user=MEMBER))
+    press = await fake.interact(fake.component(button(message, "More"), message, user=MEMBER))
     page = await fake.wait_for_callback(press)
     assert page.json["type"] == UPDATE
     assert_within_limits(page.json)
@@ -91,13 +91,13 @@ async def test_more_pages_for_the_asker_and_refuses_a_stranger(fake: FakeDiscord
 async def test_cite_button_posts_the_chosen_passage_as_a_public_card(fake: FakeDiscord, bot: NewsdeskBot) -> None:
     payload, edit = await ask(fake, {"question": PFG_QUESTION, "k": 2})
     ids = passage_ids(edit.json["content"])
-    press = await fake.interact(fake.component("answer:cite", fake.original_message(payload), user=STRANGER))
+    press = await fake.interact(fake.component("nd:cite", fake.original_message(payload), user=STRANGER))
     chooser = await fake.wait_for_callback(press)
     assert is_ephemeral(chooser)
     buttons = [c for row in chooser.json["data"]["components"] for c in row["components"]]
-    assert [b["custom_id"] for b in buttons] == [f"post:{i}" for i in ids]
+    assert [b["custom_id"] for b in buttons] == [f"nd:post:{i}" for i in ids]
 
-    post = await fake.interact(fake.component(f"post:{ids[1]}", fake.original_message(press), user=STRANGER))
+    post = await fake.interact(fake.component(f"nd:post:{ids[1]}", fake.original_message(press), user=STRANGER))
     card = await fake.wait_for_callback(post)
     assert card.json["type"] == CALLBACK_MESSAGE and not is_ephemeral(card)
     assert_within_limits(card.json)
@@ -114,7 +114,7 @@ async def test_feedback_is_recorded_in_sqlite_and_cite_posts_a_lone_passage(fake
     payload, edit = await ask(fake, {"question": PFG_QUESTION, "k": 1})
     (passage,) = passage_ids(edit.json["content"])
     message = fake.original_message(payload)
-    for user, custom_id in ((MEMBER, "answer:up"), (STRANGER, "answer:up"), (STRANGER, "answer:down")):
+    for user, custom_id in ((MEMBER, "nd:vote:up"), (STRANGER, "nd:vote:up"), (STRANGER, "nd:vote:down")):
         press = await fake.interact(fake.component(custom_id, message, user=user))
         assert (await fake.wait_for_callback(press)).json == {"type": DEFERRED, "data": {"flags": 64}}
         thanks = await fake.wait_for_webhook(press, method="POST")
@@ -123,7 +123,7 @@ async def test_feedback_is_recorded_in_sqlite_and_cite_posts_a_lone_passage(fake
     assert await bot.desk.feedback_totals(passage) == (1, 1)
 
     # With one passage on the page, Cite posts it straight away.
-    press = await fake.interact(fake.component("answer:cite", message, user=STRANGER))
+    press = await fake.interact(fake.component("nd:cite", message, user=STRANGER))
     card = await fake.wait_for_callback(press)
     assert card.json["type"] == CALLBACK_MESSAGE and not is_ephemeral(card)
     assert f"· `{passage}`" in content_of(card).splitlines()[-1]
@@ -166,9 +166,9 @@ async def test_find_sources_answers_ephemerally_with_post_buttons(fake: FakeDisc
     ids = await assert_verbatim(bot, content)
     assert ids and any("Egypt and the UAE" in piece for piece in quoted_pieces(content))
     assert [c["custom_id"] for row in found.json["components"] for c in row["components"]] == \
-        [f"post:{i}" for i in ids]
+        [f"nd:post:{i}" for i in ids]
 
-    post = await fake.interact(fake.component(f"post:{ids[0]}", found.response["id"], user=MEMBER))
+    post = await fake.interact(fake.component(f"nd:post:{ids[0]}", found.response["id"], user=MEMBER))
     card = await fake.wait_for_callback(post)
     assert card.json["type"] == CALLBACK_MESSAGE and not is_ephemeral(card)
     assert quoted_pieces(content_of(card)) == [(await bot.desk.cite(ids[0])).text]
@@ -210,7 +210,7 @@ async def test_source_autocompletes_titles_and_limits_the_search(fake: FakeDisco
 
     _, edit = await ask(fake, {"question": PFG_QUESTION, "source": "000_baf13ccadf848008.txt"})
     content = edit.json["content"]
-    assert content.startswith("*Only in Haftar to attend emergency military meeting in Cairo")
+    assert content.startswith(f"**Q:** {PFG_QUESTION}\n*Only in Haftar to attend emergency military meeting in Cairo")
     assert "Haftar of Libya Ended" not in content.split("also in")[0]
 
 
@@ -250,6 +250,6 @@ async def test_a_failing_button_answers_the_user(fake: FakeDiscord, bot: Newsdes
         raise RuntimeError("boom")
 
     bot.desk.ask = broken
-    press = await fake.interact(fake.component("answer:more", fake.original_message(payload)))
+    press = await fake.interact(fake.component(button(fake.original_message(payload), "More"), fake.original_message(payload)))
     told = await fake.wait_for_callback(press)
     assert content_of(told) == GENERIC_ERROR and is_ephemeral(told)

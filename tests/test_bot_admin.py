@@ -12,7 +12,7 @@ import pytest
 
 import index.build
 
-from tests.bot_harness import Gate, content_of, is_ephemeral, passage_ids, running, slash
+from tests.bot_harness import Gate, button, content_of, is_ephemeral, passage_ids, running, slash
 from tests.fakediscord import ADMIN, MEMBER, STRANGER, FakeDiscord, new_user
 
 from bot.__main__ import sync
@@ -125,15 +125,16 @@ async def test_sources_pages_through_the_articles(fake: FakeDiscord, config: Con
             in first
         message = fake.original_message(payload)
 
-        press = await fake.interact(fake.component("sources:next", message, user=STRANGER))
+        press = await fake.interact(fake.component(button(message, "Next"), message, user=STRANGER))
         assert "Only the person who asked" in content_of(await fake.wait_for_callback(press))
         for expected in ("(4–6 of 7)", "(7–7 of 7)"):
-            press = await fake.interact(fake.component("sources:next", fake.original_message(payload)))
+            press = await fake.interact(fake.component(button(fake.original_message(payload), "Next"), fake.original_message(payload)))
             page = await fake.wait_for_callback(press)
             assert page.json["type"] == 7 and expected in content_of(page)
-        buttons = {c["custom_id"]: c["disabled"] for c in page.json["data"]["components"][0]["components"]}
-        assert buttons == {"sources:prev": False, "sources:next": True}
-        press = await fake.interact(fake.component("sources:prev", fake.original_message(payload)))
+        buttons = {c["label"]: c["disabled"] for c in page.json["data"]["components"][0]["components"]}
+        assert buttons == {"Previous": False, "Next": True}
+        press = await fake.interact(fake.component(button(fake.original_message(payload), "Previous"),
+                                                   fake.original_message(payload)))
         assert "(4–6 of 7)" in content_of(await fake.wait_for_callback(press))
 
 

@@ -15,7 +15,8 @@ from index.search import MAX_QUESTION_CHARS
 
 from .. import layout
 from ..app import NewsdeskBot
-from ..views import AnswerView, PostView, ask_page
+from .. import limits
+from ..views import PERSISTENT_ITEMS, answer_view, ask_page, post_view
 
 __all__ = ("AskCog", "setup")
 
@@ -72,15 +73,15 @@ class AskCog(commands.Cog):
                   source: str | None = None, k: app_commands.Range[int, 1, 10] = 5) -> None:
         """Answer a question with verbatim quotes from the indexed news articles."""
         await interaction.response.defer(thinking=True)
-        source_key, header = await self._resolve_source(source)
+        source_key, source_header = await self._resolve_source(source)
+        header = "\n".join(h for h in (layout.question_line(question), source_header) if h)
         got = await ask_page(self.bot.desk, question, k, 0, source_key, header)
         if isinstance(got, str):
             await interaction.edit_original_response(content=got)
             return
         page, has_more = got
-        view = AnswerView(self.bot.desk, interaction.user.id, question, k, source_key, page, has_more,
-                          header=header, timeout=self.bot.config.view_timeout)
-        view.message = await interaction.edit_original_response(content=page.content, view=view)
+        view = answer_view(interaction.user.id, len(page.results), k, source_key, has_more)
+        await interaction.edit_original_response(content=page.content, view=view)
 
     @ask.autocomplete("source")
     async def source_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -98,7 +99,8 @@ class AskCog(commands.Cog):
         except PassageNotFound as e:
             await interaction.response.send_message(layout.not_found_text(e.passage_id, e.closest), ephemeral=True)
             return
-        await interaction.response.send_message(layout.quote_card(record))
+        if await limits.allow_public_post(interaction):
+            await interaction.response.send_message(layout.quote_card(record))
 
     async def find_sources(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """The passages that support or match a message, shown only to you, each with a Post button."""
@@ -113,9 +115,11 @@ class AskCog(commands.Cog):
             await interaction.followup.send(got, ephemeral=True)
             return
         page, _ = got
-        view = PostView(page.results, interaction.user.id, timeout=self.bot.config.view_timeout)
+        view = post_view([r.record.id for r in page.results])
         await interaction.followup.send(page.content, view=view, ephemeral=True)
 
 
 async def setup(bot: NewsdeskBot) -> None:
+    # Registered once: every button under every answer ever posted routes here, across restarts.
+    bot.add_dynamic_items(*PERSISTENT_ITEMS)
     await bot.add_cog(AskCog(bot))

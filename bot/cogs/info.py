@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from .. import layout
 from ..app import NewsdeskBot
-from ..views import SourcesView
+from ..views import sources_message
 
 __all__ = ("InfoCog", "setup")
 
@@ -26,12 +26,7 @@ class InfoCog(commands.Cog):
     @app_commands.command()
     async def sources(self, interaction: discord.Interaction) -> None:
         """List the indexed news articles, a page at a time."""
-        desk = self.bot.desk
-        per_page = self.bot.config.sources_per_page
-        total = await desk.count_articles()
-        content, shown = layout.sources_page(await desk.articles(0, per_page), 0, total)
-        view = SourcesView(self.bot.desk, interaction.user.id, per_page, total, shown,
-                           timeout=self.bot.config.view_timeout)
+        content, view = await sources_message(self.bot, interaction.user.id, 0)
         await interaction.response.send_message(content, view=view, ephemeral=True)
 
     @app_commands.command()
