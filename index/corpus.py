@@ -13,12 +13,16 @@ import stat
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from html.parser import HTMLParser
 from pathlib import Path
 
-from .inert import clean
+import yaml
 
-__all__ = ("Article", "Paragraph", "Problem", "CorpusFile", "scan_corpus", "parse_file", "MAX_FILE_BYTES")
+from .extract import extract_html
+from .inert import clean
+from .links import safe_url
+
+__all__ = ("Article", "Paragraph", "Problem", "CorpusFile", "scan_corpus", "parse_file", "parse_bytes", "decode_page",
+           "MAX_FILE_BYTES", "SUFFIXES")
 
 _log = logging.getLogger(__name__)
 
@@ -179,7 +183,7 @@ def parse_file(file: CorpusFile) -> tuple[list[Article], list[Problem]]:
         articles, line_problems = _parse_jsonl(text, file.relative)
         problems += line_problems
     elif suffix in (".html", ".htm"):
-        articles = [_parse_html(text, file.relative)]
+        articles = [_parse_html(text, file.relative, problems)]
     elif suffix in (".md", ".markdown"):
         articles, md_problems = _parse_markdown(text, file.relative)
         problems += md_problems
@@ -187,11 +191,38 @@ def parse_file(file: CorpusFile) -> tuple[list[Article], list[Problem]]:
         articles = [_parse_text(text, file.relative)]
     kept = []
     for article in articles:
+        _check_url(article, problems)
         if article.paragraphs:
             kept.append(article)
         else:
             problems.append(Problem(article.source, "no paragraphs of text"))
     return kept, problems
+
+
+def parse_bytes(data: bytes, relative: str) -> tuple[list[Article], list[Problem]]:
+    """The articles in a file's bytes, read as the corpus would read them (named by relative's suffix)."""
+    return parse_file(CorpusFile(Path(relative), relative, hashlib.sha256(data).hexdigest(), len(data), data))
+
+
+def decode_page(data: bytes, charset: str | None) -> tuple[str | None, str | None]:
+    """A fetched page's text: the charset its server declared, else what the page says, else UTF-8 or cp1252."""
+    if charset:
+        try:
+            return data.decode(charset), None
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return _decode(data, _declared_charset(data))
+
+
+def _check_url(article: Article, problems: list[Problem]) -> None:
+    """Keep an article's URL only if it is a safe http(s) link: it becomes a link in public answers."""
+    if article.url is None:
+        return
+    url = safe_url(article.url)
+    if url is None:
+        problems.append(Problem(article.source, f"url {clean(article.url, 60)!r} is not an http(s) link; left out",
+                                skipped=False))
+    article.url = url
 
 
 # -- decoding ------------------------------------------------------------------------------------
@@ -375,7 +406,11 @@ _MD_HEADING = re.compile(r"#{1,6}(?:\s|$)")             # "#MeToo trends" is a h
 _MD_UNDERLINE = re.compile(r"(=+|-+)\s*$")              # a setext heading's underline
 _MD_LINE_MARK = re.compile(r"(?:>\s?)*(?:[-*+](?:\s+|$))?")  # quote and bullet marks; "**bold**" keeps its stars
 _MD_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)      # "<!-- more -->" and other notes to the site, not text
-_META_KEYS = {"title", "url", "outlet", "published", "author", "date", "source", "link"}
+# A backslash before a mark makes it a plain character (CommonMark's rule): held as a private-use
+# character while the marks are read, restored after. Files Newsdesk writes rely on it to stay verbatim.
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_MD_RESTORE = {0xE000 + i: chr(i) for i in range(128)}
+_META_KEYS = {"title", "url", "outlet", "published", "author", "date", "source", "link", "fetched_at"}
 
 
 def _parse_markdown(text: str, relative: str) -> tuple[list[Article], list[Problem]]:
@@ -383,7 +418,10 @@ def _parse_markdown(text: str, relative: str) -> tuple[list[Article], list[Probl
     meta, body_start, problems = _front_matter(lines, relative)
     if body_start is None:
         return [], problems
-    body = _MD_COMMENT.sub("", "\n".join(lines[body_start:]))
+    body = "\n".join(lines[body_start:])
+    if "\\" in body:
+        body = _MD_ESCAPE.sub(lambda m: chr(0xE000 + ord(m.group(1))), body)
+    body = _MD_COMMENT.sub("", body)
     blocks: list[str] = []
     headings: set[int] = set()
     title = meta.get("title")
@@ -406,67 +444,87 @@ def _parse_markdown(text: str, relative: str) -> tuple[list[Article], list[Probl
                 continue
         joined = " ".join(_MD_LINE_MARK.sub("", line, count=1).strip() for line in lines)
         blocks.append(_MD_EMPHASIS.sub(r"\2", _MD_LINK.sub(r"\1", joined)))
+    blocks = [block.translate(_MD_RESTORE) for block in blocks]
+    title = title.translate(_MD_RESTORE) if title else title
     article = Article(relative, relative, title or "", [], url=meta.get("url") or meta.get("link"),
                       outlet=meta.get("outlet") or meta.get("source"), author=meta.get("author"),
                       published=_iso(meta.get("published") or meta.get("date")))
-    _add_body(article, blocks, headings)
+    # A file Newsdesk wrote (it has fetched_at) marks its headings itself: no short line becomes a heading,
+    # no line a date, so every paragraph fetched is a paragraph read back, word for word.
+    _add_body(article, blocks, headings, guess="fetched_at" not in meta)
     article.title = article.title or _derived_title(article, relative)
     return [article], problems
 
 
 def _front_matter(lines: list[str], relative: str) -> tuple[dict[str, str], int | None, list[Problem]]:
-    """The known keys of a leading "---" block, the line the body starts at, and what was wrong.
+    """The known keys of a leading "---" YAML block, the line the body starts at, and what was wrong.
 
-    A small subset of YAML until a real parser comes: "key: value" lines, keys in any case, values
-    plain or quoted, indented or "- item" lines continuing the key above, comments. A line it cannot
-    read is a warning and is dropped; a block never closed skips the file (body start None), since
-    there is no telling where the metadata ends and the story starts. Either way the front matter
-    is never read as paragraphs.
+    Read with a real YAML parser (keys in any case; lists joined with ", "; dates as ISO). When the block
+    is not valid YAML, each top-level entry is read on its own so one broken line costs only itself,
+    and the warning names the line. A block never closed skips the file (body start None), since there
+    is no telling where the metadata ends and the story starts. Either way the front matter is never
+    read as paragraphs.
     """
     if not lines or lines[0].rstrip() != "---":
         return {}, 0, []
     end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
     if end is None:
         return {}, None, [Problem(relative, 'front matter opened on line 1 is never closed (no "---" line after it)')]
-    values: dict[str, str] = {}
-    more: dict[str, list[str]] = {}     # continuation lines, by key
     problems: list[Problem] = []
-    key = None
-    for number, line in enumerate(lines[1:end], start=2):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if key is not None and (line[0].isspace() or line.startswith("- ") or line == "-"):
-            more.setdefault(key, []).append(line.strip())
-            continue
-        name, sep, value = line.partition(":")
-        name = name.strip().strip("'\"").lower()
-        if not sep or not name or line[0].isspace():
-            problems.append(Problem(relative, f'front matter line {number} is not "key: value" ({line.strip()[:40]!r})',
-                                    skipped=False))
-            key = None
-            continue
-        key = name
-        values[key] = value.strip()
+    try:
+        data = yaml.safe_load("\n".join(lines[1:end]))
+        entries = [data] if isinstance(data, dict) else []
+        if data is not None and not isinstance(data, dict):
+            problems.append(Problem(relative, 'front matter is not "key: value" lines', skipped=False))
+    except yaml.YAMLError:
+        entries = []
+        for start, segment in _entries(lines[1:end], first_line=2):
+            try:
+                data = yaml.safe_load(segment)
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                line = start + (mark.line if mark else 0)
+                problems.append(Problem(relative, f"front matter line {line} is not valid YAML "
+                                        f"({getattr(e, 'problem', None) or 'unreadable'})", skipped=False))
+                continue
+            if isinstance(data, dict):
+                entries.append(data)
+            elif data is not None:
+                problems.append(Problem(relative, f'front matter line {start} is not "key: value" '
+                                        f"({segment.strip()[:40]!r})", skipped=False))
     meta: dict[str, str] = {}
-    for key, value in values.items():
-        if key not in _META_KEYS:
-            continue
-        if value in ("", "|", ">", "|-", ">-") and more.get(key):
-            items = more[key]
-            value = (", " if items[0].startswith("-") else " ").join(
-                _yaml_scalar(re.sub(r"^-(?:\s+|$)", "", item)) for item in items)
-        else:
-            value = _yaml_scalar(value)
-        if value:       # an empty title must not stop the "# heading" from being the title
-            meta[key] = value
+    for entry in entries:
+        for key, value in entry.items():
+            key = str(key).strip().lower()
+            text = _meta_text(value)
+            if key in _META_KEYS and text:     # an empty title must not stop the "# heading" from being the title
+                meta[key] = text
     return meta, end + 1, problems
 
 
-def _yaml_scalar(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        inner = value[1:-1]
-        return inner.replace("''", "'") if value[0] == "'" else inner.replace('\\"', '"').replace("\\\\", "\\")
-    return re.sub(r"\s+#.*", "", value)     # in YAML a plain value ends where " #" starts a comment
+def _entries(lines: list[str], first_line: int) -> list[tuple[int, str]]:
+    """Top-level YAML entries: a line at the margin and the indented or "- item" lines under it."""
+    entries: list[tuple[int, list[str]]] = []
+    for number, line in enumerate(lines, start=first_line):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if entries and (line[0].isspace() or line.startswith("- ") or line == "-"):
+            entries[-1][1].append(line)
+        else:
+            entries.append((number, [line]))
+    return [(number, "\n".join(block)) for number, block in entries]
+
+
+def _meta_text(value: object) -> str | None:
+    """A YAML value as metadata text: dates in ISO, lists joined with ", ", mappings ignored."""
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, list):
+        items = [t for item in value if (t := _meta_text(item))]
+        return ", ".join(items) or None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return " ".join(str(value).split()) or None
+    return None
 
 
 def _iso(value: str | None) -> str | None:
@@ -483,81 +541,13 @@ def _iso(value: str | None) -> str | None:
 
 # -- html ----------------------------------------------------------------------------------------
 
-class _ArticleHTML(HTMLParser):
-    _SKIP = {"script", "style", "nav", "footer", "aside", "noscript", "template", "form"}
-    _BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "figcaption"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.meta: dict[str, str] = {}
-        self.title: str | None = None
-        self.blocks: list[tuple[str, str]] = []  # (tag, text)
-        self._skip_depth = 0
-        self._tag: str | None = None
-        self._text: list[str] = []
-        self._in_title = False
-
-    def handle_starttag(self, tag, attrs):
-        a = {k: v or "" for k, v in attrs}
-        if tag in self._SKIP:
-            self._skip_depth += 1
-        elif tag == "title":
-            self._in_title, self._text = True, []
-        elif tag == "meta":
-            key = (a.get("property") or a.get("name") or "").lower()
-            if a.get("content"):
-                self.meta.setdefault(key, a["content"])
-        elif tag == "link" and a.get("rel") == "canonical" and a.get("href"):
-            self.meta.setdefault("canonical", a["href"])
-        elif tag == "br" and self._tag:
-            self._text.append(" ")
-        elif tag in self._BLOCKS and not self._skip_depth:
-            self._flush()
-            self._tag, self._text = tag, []
-
-    def handle_endtag(self, tag):
-        if tag in self._SKIP:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag == "title" and self._in_title:
-            self.title = " ".join("".join(self._text).split())
-            self._in_title, self._text = False, []
-        elif tag == self._tag:
-            self._flush()
-
-    def handle_data(self, data):
-        if (self._tag or self._in_title) and not self._skip_depth:
-            self._text.append(data)
-
-    def _flush(self):
-        if self._tag:
-            text = " ".join("".join(self._text).split())
-            if text:
-                self.blocks.append((self._tag, text))
-        self._tag, self._text = None, []
-
-    def close(self):
-        super().close()
-        self._flush()
-
-
-def _parse_html(text: str, relative: str) -> Article:
-    parser = _ArticleHTML()
-    parser.feed(text)
-    parser.close()
-    meta = parser.meta
-    title = meta.get("og:title") or next((t for tag, t in parser.blocks if tag == "h1"), None) or parser.title
-    blocks: list[str] = []
-    headings: set[int] = set()
-    for tag, block in parser.blocks:
-        if tag == "h1" and block == title:
-            continue
-        if tag.startswith("h"):
-            headings.add(len(blocks))
-        blocks.append(block)
-    article = Article(relative, relative, title or "", [], url=meta.get("og:url") or meta.get("canonical"),
-                      outlet=meta.get("og:site_name"), author=meta.get("author"),
-                      published=_iso(meta.get("article:published_time") or meta.get("date")))
-    _add_body(article, blocks, headings)
+def _parse_html(text: str, relative: str, problems: list[Problem]) -> Article:
+    """The article in a saved web page, extracted as fetched pages are (index/extract.py)."""
+    page = extract_html(text)
+    article = Article(relative, relative, page.title or "", [], url=page.url, outlet=page.outlet,
+                      author=page.author, published=_iso(page.published))
+    # The extractor knows headings from paragraphs; nothing is guessed from line length here.
+    _add_body(article, page.blocks, page.headings, guess=False)
     article.title = article.title or _derived_title(article, relative)
     return article
 

@@ -177,13 +177,13 @@ HTML = """<!doctype html><html><head><title>Site | Zebra crossing opens</title>
 <meta property="article:published_time" content="2023-07-01T09:30:00Z">
 <style>p { color: red }</style>
 <script>var p = "<p>script text</p>";</script>
-</head><body>
+</head><body><article>
 <h1>Zebra crossing opens</h1>
 <p>The town&rsquo;s new zebra crossing opened &amp; drivers slowed down.</p>
 <h2>Reactions</h2>
 <p>Residents said the crossing was &quot;overdue&quot; &#8212; finally.</p>
 <script>document.write("<p>written by script</p>")</script>
-</body></html>
+</article></body></html>
 """
 
 
