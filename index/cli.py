@@ -28,6 +28,9 @@ EXAMPLES = """examples:
   newsdesk index build --corpus ./articles
   newsdesk index repair
   newsdesk eval questions.jsonl --corpus corpus.jsonl
+  newsdesk feeds add https://example.com/rss.xml --corpus ./articles
+  newsdesk fetch --corpus ./articles        # poll the feeds, add the new articles, rebuild
+  newsdesk add https://example.com/news/story.html --corpus ./articles
   newsdesk run                      # the Discord bot (DISCORD_TOKEN in the environment or .env)
 
 settings: --db and --corpus, else $NEWSDESK_DB and $NEWSDESK_CORPUS (environment or ./.env), else
@@ -48,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command not in ("run", "sync"):   # the bot sets up discord.py's own logging
         logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    if args.command is None or (args.command == "index" and args.index_command is None):
+    if args.command is None or (args.command in ("index", "feeds") and getattr(args, f"{args.command}_command") is None):
         parser.print_help()
         return 2
     try:
@@ -118,6 +121,32 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.add_argument("--misses", type=int, default=0, metavar="N", help="also list the first N questions missed at 1")
     _storage_options(ev)
+
+    feeds = sub.add_parser("feeds", help="The news feeds (RSS, Atom) that `newsdesk fetch` polls.",
+                           description="The news feeds (RSS, Atom) that `newsdesk fetch` polls, kept in "
+                                       "<corpus>/.newsdesk/feeds.json.\n\nexample:\n  newsdesk feeds list",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND")
+    feed_add = add(feeds_sub, "add", _feeds_add, "Add a feed (checked: it must serve RSS or Atom).",
+                   "newsdesk feeds add https://example.com/rss.xml --corpus ./articles")
+    feed_add.add_argument("url", help="the feed's http(s) URL")
+    _storage_options(feed_add)
+    feed_list = add(feeds_sub, "list", _feeds_list, "List the feeds, with what each answered last.",
+                    "newsdesk feeds list --corpus ./articles")
+    _storage_options(feed_list)
+    feed_remove = add(feeds_sub, "remove", _feeds_remove, "Remove a feed (its articles stay in the corpus).",
+                      "newsdesk feeds remove https://example.com/rss.xml --corpus ./articles")
+    feed_remove.add_argument("url", help="the feed's URL as `feeds list` shows it")
+    _storage_options(feed_remove)
+
+    fetch = add(sub, "fetch", _fetch, "Poll every feed once, add the new articles to the corpus and rebuild the "
+                "index; report what was added and what was skipped, and why.", "newsdesk fetch --corpus ./articles")
+    _storage_options(fetch)
+    add_one = add(sub, "add", _add, "Add one article: a URL (fetched, extracted) or a .txt/.md/.html/.jsonl file "
+                  "(copied into the corpus); then rebuild and show a preview.",
+                  "newsdesk add https://example.com/news/story.html --corpus ./articles")
+    add_one.add_argument("source", metavar="URL_OR_FILE", help="an http(s) URL or the path of an article file")
+    _storage_options(add_one)
 
     run = add(sub, "run", _run, "Run the Discord bot (token from DISCORD_TOKEN or .env).", "newsdesk run")
     _storage_options(run)
@@ -275,6 +304,68 @@ def _eval(args: argparse.Namespace) -> int:
             print(report.table())
         for miss in report.misses[: args.misses]:
             print(json.dumps(miss, ensure_ascii=False), file=sys.stderr)
+        return 0
+
+    return asyncio.run(go())
+
+
+async def _unloaded(args: argparse.Namespace):
+    from .desk import Newsdesk
+
+    return await Newsdesk.open(_settings(args), load=False)
+
+
+def _feeds_add(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        async with await _unloaded(args) as desk:
+            feed, items = await desk.add_feed(args.url)
+        print(f"Added feed {feed.url}: {feed.title or 'untitled'} ({items} items).")
+        print("`newsdesk fetch` fetches its articles.")
+        return 0
+
+    return asyncio.run(go())
+
+
+def _feeds_list(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        async with await _unloaded(args) as desk:
+            feeds = await desk.feeds()
+        if not feeds:
+            print("No feeds. Add one with: newsdesk feeds add URL")
+        for feed in feeds:
+            last = f"last polled {feed.last_polled}: {feed.last_result}" if feed.last_polled else "not polled yet"
+            print(f"{feed.url}  {feed.title or 'untitled'}  ({last})")
+        return 0
+
+    return asyncio.run(go())
+
+
+def _feeds_remove(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        async with await _unloaded(args) as desk:
+            feed = await desk.remove_feed(args.url)
+        print(f"Removed feed {feed.url}; its articles stay in the corpus.")
+        return 0
+
+    return asyncio.run(go())
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        async with await _unloaded(args) as desk:   # the corpus may hold nothing yet: no build first
+            report = await desk.fetch(progress=_ProgressBar())
+        print(report.summary())
+        return 0
+
+    return asyncio.run(go())
+
+
+def _add(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        async with await _unloaded(args) as desk:
+            added, build = await desk.add(args.source, progress=_ProgressBar())
+        print(added.preview())
+        print(build.summary())
         return 0
 
     return asyncio.run(go())

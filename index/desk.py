@@ -14,19 +14,25 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import build as building
 from .build import BuildReport, Cancellation, Progress, problem_line
 from .compiled import INDEX_FORMAT, from_blobs, index_format
 from .config import Settings
-from .errors import (ArticleNotFound, DatabaseBusy, DatabaseDamaged, IndexNotBuilt, PassageNotFound,
+from .errors import (ArticleNotFound, DatabaseBusy, DatabaseDamaged, IndexNotBuilt, PassageNotFound, QueryError,
                      RebuildInProgress)
 from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
 from .inert import clean, inert
 from .search import Hit, Searcher, SearchResult
 from .store import ArticleInfo, BuildRecord, PassageRecord, Reader, Writer
+
+if TYPE_CHECKING:   # imported where used: fetching needs aiohttp and trafilatura, answering does not
+    from .feeds import Feed
+    from .fetch import FetchSettings
+    from .ingest import Added
+    from .poll import FetchReport
 
 __all__ = ("Newsdesk", "Answer", "Result", "Settings")
 
@@ -317,6 +323,65 @@ class Newsdesk:
 
     async def feedback_totals(self, passage_id: str) -> tuple[int, int]:
         return await (await self._read()).feedback_totals(passage_id)
+
+    # -- new articles: feeds, links and files (index/poll.py does the work; the engine rebuilds after) --
+
+    async def feeds(self) -> list["Feed"]:
+        from .poll import list_feeds
+
+        return await asyncio.to_thread(list_feeds, self.corpus)
+
+    async def add_feed(self, url: str, fetching: "FetchSettings | None" = None) -> tuple["Feed", int]:
+        """Put a feed on the list after checking it serves one; (the feed, its item count)."""
+        from .fetch import FetchSettings
+        from .ingest import writable_corpus
+        from .poll import add_feed
+
+        return await add_feed(writable_corpus(self.corpus), url, fetching or FetchSettings.resolve())
+
+    async def remove_feed(self, url: str) -> "Feed":
+        from .poll import remove_feed
+
+        return await asyncio.to_thread(remove_feed, self.corpus, url)
+
+    async def fetch(self, fetching: "FetchSettings | None" = None, progress: Progress | None = None) -> "FetchReport":
+        """Poll every feed once, write the new articles into the corpus, then rebuild if any was added."""
+        from .fetch import FetchSettings
+        from .ingest import writable_corpus
+        from .poll import poll_feeds
+
+        report = await poll_feeds(writable_corpus(self.corpus), fetching or FetchSettings.resolve())
+        if report.added:
+            report.build = await self._rebuild_when_free(progress)
+        return report
+
+    async def add(self, url_or_file: str | Path, data: bytes | None = None, fetching: "FetchSettings | None" = None,
+                  progress: Progress | None = None) -> tuple["Added", BuildReport]:
+        """Add one article: a URL is fetched and extracted; a file (a path, or a name with its bytes) is copied
+        into the corpus if its reader accepts it. Then the incremental rebuild, after which it answers."""
+        from .fetch import FetchSettings
+        from .ingest import writable_corpus
+        from .poll import add_file, add_url
+
+        corpus = writable_corpus(self.corpus)
+        name = str(url_or_file)
+        if data is None and name.lower().startswith(("http://", "https://")):
+            added = await add_url(corpus, name, fetching or FetchSettings.resolve())
+        else:
+            if data is None:
+                path = Path(name).expanduser()
+                try:
+                    data = await asyncio.to_thread(path.read_bytes)
+                except OSError as e:
+                    raise QueryError(f"Cannot read {inert(name)} ({e.strerror or e}).",
+                                     "Give an http(s) URL or the path of a .txt, .md, .html or .jsonl file.") from None
+            added = await add_file(corpus, Path(name).name, data)
+        return added, await self._rebuild_when_free(progress)
+
+    async def _rebuild_when_free(self, progress: Progress | None) -> BuildReport:
+        while self.rebuilding:      # a /reindex or a scheduled fetch is building: ours follows it
+            await asyncio.sleep(0.2)
+        return await self.rebuild(progress)
 
     def _loaded(self) -> tuple[Searcher, BuildRecord]:
         if self.searcher is None or self.build is None:

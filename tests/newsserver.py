@@ -73,7 +73,7 @@ LATIN1 = dict(slug="cafe", title="Caf\u00e9 owners protest new kiosk rules", out
               date="2024-06-02", author="Ren\u00e9 Dupont", heading=None, paragraphs=[
                   "The caf\u00e9 owners of the old port marched to the town hall on Sunday against the new kiosk rules.",
                   "They say the rules, which ban terraces after ten in the evening, would halve their summer takings.",
-                  "The mayor\u2019s office said the rules answered complaints from residents about noise."])
+                  "The mayor's office said the rules answered complaints from residents about noise."])
 GOOD = (HARBOUR, BRIDGE, SCHOOL, LATIN1)
 
 
@@ -93,6 +93,7 @@ class NewsSite:
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     slow_seconds: float = 3.0
+    flaky_served: int = 0
 
     def page(self, spec: dict, charset: str = "utf-8") -> bytes:
         return news_page(base=self.base, charset=charset, **spec).encode(charset)
@@ -178,6 +179,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._conditional(site.atom(), "application/atom+xml")
         elif path == "/many.xml":
             self._conditional(site.big_feed(), "application/rss+xml")
+        elif path == "/flaky.xml":          # a feed when it is added, broken ever after
+            with site.lock:
+                site.flaky_served += 1
+                first = site.flaky_served == 1
+            if first:
+                self._send(200, site.rss1(), "application/rss+xml")
+            else:
+                self._send(200, b"<rss><channel><title>Broken</title><item><title>x</tit", "application/rss+xml")
         elif path == "/malformed.xml":
             self._send(200, b"<rss><channel><title>Broken</title><item><title>x</tit", "application/rss+xml")
         elif path in specs:
