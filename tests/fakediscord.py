@@ -164,6 +164,13 @@ class _GatewayConnection:
                 await self.ws.send_bytes(self._zlib.compress(text.encode()) + self._zlib.flush(zlib.Z_SYNC_FLUSH))
 
 
+class _AttachmentPayload(dict):
+    """An attachment payload given as an option value (type 11), not a subcommand's options."""
+
+
+_CDN_PATH = re.compile(r"/attachments/(?P<cid>\d+)/(?P<aid>\d+)/[^/]+")
+
+
 def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"message": message, "code": code}
 
@@ -196,6 +203,7 @@ class FakeDiscord:
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.channels: dict[int, dict[str, Any]] = {}   # threads the bot created (id -> channel payload)
+        self.cdn: dict[int, tuple[bytes, str]] = {}     # attachment id -> (bytes, content type), served by _cdn
         self._dm_channels: dict[int, int] = {}
         self._command_ids: dict[tuple[int | None, int, str], int] = {}
         self._interactions: dict[int, _Interaction] = {}
@@ -546,6 +554,9 @@ class FakeDiscord:
     def _options(values: dict[str, Any], focused: str | None = None) -> list[dict[str, Any]]:
         out = []
         for name, value in values.items():
+            if isinstance(value, _AttachmentPayload):
+                out.append({"name": name, "type": 11, "value": value["id"]})
+                continue
             if isinstance(value, dict):  # a subcommand, or a group if it only holds subcommands
                 is_group = bool(value) and all(isinstance(v, dict) for v in value.values())
                 out.append({"name": name, "type": 2 if is_group else 1,
@@ -561,19 +572,31 @@ class FakeDiscord:
         return out
 
     @staticmethod
+    def _resolved_attachments(values: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for value in values.values():
+            if isinstance(value, _AttachmentPayload):
+                found[value["id"]] = dict(value)
+            elif isinstance(value, dict):
+                found.update(FakeDiscord._resolved_attachments(value))
+        return found
+
+    @staticmethod
     def _has_focused(options: list[dict[str, Any]]) -> bool:
         return any(o.get("focused") or FakeDiscord._has_focused(o.get("options", [])) for o in options)
 
     def chat_input(self, name: str, options: dict[str, Any] | None = None, *, user: FakeUser = MEMBER,
                    permissions: int | None = None, guild_command: bool = False,
                    locale: str = "en-US", **where: Any) -> dict[str, Any]:
-        """A slash command; options str->3, int->4, bool->5, float->10, dict->subcommand.
+        """A slash command; options str->3, int->4, bool->5, float->10, fake.attachment(...)->11, dict->subcommand.
 
         where: guild_id=<another server>, channel_id=<a thread or channel>, or dm=True.
         """
         guild = self.guild_id if guild_command else None
         data: dict[str, Any] = {"id": str(self._command_id(name, 1, guild)), "name": name, "type": 1,
                                 "options": self._options(options or {})}
+        if attachments := self._resolved_attachments(options or {}):
+            data["resolved"] = {"attachments": attachments}
         if guild_command:
             data["guild_id"] = str(self.guild_id)
         return self._interaction(APPLICATION_COMMAND, data, user, permissions, locale, message_type=20, where=where)
@@ -682,11 +705,26 @@ class FakeDiscord:
                 out.append(existing[str(spec["id"])])
             elif f"files[{spec['id']}]" in files:
                 filename, data = files[f"files[{spec['id']}]"]
-                aid = snowflake()
-                url = f"http://127.0.0.1:{self.port}/attachments/{message['channel_id']}/{aid}/{filename}"
-                out.append({"id": str(aid), "filename": spec.get("filename", filename), "size": len(data),
-                            "url": url, "proxy_url": url, "description": spec.get("description")})
+                attachment = self._store_attachment(int(message["channel_id"]), spec.get("filename", filename),
+                                                    data, "application/octet-stream")
+                out.append({**attachment, "description": spec.get("description")})
         return out
+
+    def _store_attachment(self, channel_id: int, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
+        aid = snowflake()
+        self.cdn[aid] = (data, content_type)
+        url = f"http://127.0.0.1:{self.port}/attachments/{channel_id}/{aid}/{yarl.URL.build(path=filename).raw_path}"
+        return {"id": str(aid), "filename": filename, "size": len(data), "url": url, "proxy_url": url,
+                "content_type": content_type}
+
+    def attachment(self, filename: str, data: bytes, content_type: str = "text/plain",
+                   channel_id: int | None = None) -> dict[str, Any]:
+        """A file a user uploaded: its attachment payload, whose url/proxy_url the fake's CDN route serves.
+
+        Pass it as an option value to chat_input (option type 11, resolved.attachments).
+        """
+        return _AttachmentPayload(self._store_attachment(channel_id or self.channel_id, filename, data,
+                                                         content_type))
 
     # ------------------------------------------------------------------ REST
 
@@ -706,6 +744,8 @@ class FakeDiscord:
         rec = RecordedRequest(index=len(self.requests), method=request.method,
                               path=request.path[len(API_PREFIX):] if api else request.path,
                               query=dict(request.query), json=body, headers=CIMultiDict(request.headers), files=files)
+        if not api and request.method == "GET" and (cdn := _CDN_PATH.fullmatch(request.path)):
+            return self._cdn(rec, int(cdn["aid"]))
         status, payload = self._route(rec) if api else (404, None)
         if status == 404 and payload is None:
             payload = {"message": "404: Not Found", "code": 0}
@@ -718,6 +758,16 @@ class FakeDiscord:
         # Exactly "application/json": discord.py compares the header by equality, charset breaks it.
         return web.Response(status=status, body=json.dumps(payload).encode(),
                             headers={"Content-Type": "application/json"})
+
+    def _cdn(self, rec: RecordedRequest, attachment_id: int) -> web.Response:
+        # The CDN answers without Authorization, outside /api/v10; recorded so a test can wait for the download.
+        data, content_type = self.cdn.get(attachment_id, (b"", "text/plain"))
+        rec.status, rec.response = (200 if attachment_id in self.cdn else 404), None
+        self.requests.append(rec)
+        self._notify()
+        if rec.status == 404:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(status=200, body=data, headers={"Content-Type": content_type})
 
     def _route(self, rec: RecordedRequest) -> tuple[int, Any]:
         for method, pattern, handler, auth in self._routes:

@@ -84,6 +84,12 @@ class ThrowawayBot(commands.Bot):
             names = ["reuters", "apnews", "bbc"]
             return [app_commands.Choice(name=n, value=n) for n in names if n.startswith(current)]
 
+        @tree.command(name="upload", description="Reads an attached file")
+        async def upload(interaction: discord.Interaction, file: discord.Attachment, note: str = "") -> None:
+            data = await file.read()
+            await interaction.response.send_message(
+                f"{file.filename} {file.content_type} {file.size} {data.decode()!r} {note}".strip())
+
         @tree.context_menu(name="Quote")
         async def quote(interaction: discord.Interaction, message: discord.Message) -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
@@ -240,6 +246,22 @@ async def test_context_menu_first_followup_replaces_thinking_message(fake: FakeD
 
 
 @pytest.mark.asyncio
+async def test_attachment_option_is_resolved_and_served_by_the_cdn(fake: FakeDiscord, bot: ThrowawayBot) -> None:
+    upload = fake.attachment("story.md", b"# Tripoli\n", "text/markdown")
+    assert upload["url"].startswith(f"http://127.0.0.1:{fake.port}/attachments/") and upload["size"] == 10
+    sent = await fake.interact(fake.chat_input("upload", {"file": upload, "note": "ok"}))
+    assert sent["data"]["options"][0] == {"name": "file", "type": 11, "value": upload["id"]}
+    assert sent["data"]["resolved"]["attachments"][upload["id"]]["filename"] == "story.md"
+    callback = await fake.wait_for_callback(sent)
+    assert callback.json["data"]["content"] == "story.md text/markdown 10 '# Tripoli\\n' ok"
+    download = await fake.wait_for_request("GET", r"/attachments/\d+/\d+/story\.md")
+    assert download.status == 200 and "Authorization" not in download.headers
+    async with aiohttp.ClientSession() as session:
+        async with session.get(upload["url"].replace(upload["id"], "1")) as missing:
+            assert missing.status == 404
+
+
+@pytest.mark.asyncio
 async def test_channel_send_sync_and_unknown_route(fake: FakeDiscord, bot: ThrowawayBot) -> None:
     channel = bot.get_channel(CHANNEL_ID)
     async with channel.typing():
@@ -252,7 +274,7 @@ async def test_channel_send_sync_and_unknown_route(fake: FakeDiscord, bot: Throw
     synced = await bot.tree.sync()
     put = await fake.wait_for_request("PUT", rf"/applications/{fake.app_id}/commands")
     assert {c["name"] for c in put.json} == {c.name for c in synced} == {"ask", "pager", "secret", "slow",
-                                                                         "eager", "search", "Quote"}
+                                                                         "eager", "search", "upload", "Quote"}
     assert all(c.id for c in synced)
     assert next(c for c in put.json if c["name"] == "Quote")["type"] == 3
 
