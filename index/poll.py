@@ -42,7 +42,7 @@ class FetchReport:
     polled: list[str] = field(default_factory=list)         # one line per feed: what it answered
     added: list[Added] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    already: int = 0                                       # items whose article the corpus holds already
+    already: int = 0                                       # items seen at an earlier fetch (added or given up)
     left: list[str] = field(default_factory=list)          # feeds with new items over the per-feed cap
     build: "BuildReport | None" = None
 
@@ -53,7 +53,7 @@ class FetchReport:
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)}:")
             lines += [f"  - {s}" for s in self.skipped]
-        lines.append(f"Already in the corpus: {self.already}.")
+        lines.append(f"Seen at earlier fetches (added or given up): {self.already}.")
         lines += [f"Left for the next fetch: {line}" for line in self.left]
         if self.build is not None:
             lines.append(self.build.summary())
@@ -133,15 +133,16 @@ async def _poll_one(fetcher: Fetcher, ledger: Ledger, corpus: Path, feed: Feed, 
     added_before, skipped_before = len(report.added), len(report.skipped)
     taken, left, done = 0, 0, True
     seen_now: dict[str, str] = {}
+    known_before = set(ledger.seen)
     for item in items:
         keys = url_keys(item.link)
         if not keys:
             report.skipped.append(Skipped(item.link, "not an http(s) link"))
             continue
-        if keys[0] in seen_now:
+        if keys[0] in seen_now and keys[0] not in known_before:    # reported once, at the fetch that met it
             report.skipped.append(Skipped(item.link, f"repeats {seen_now[keys[0]]} (same canonical URL)"))
             continue
-        seen_now[keys[0]] = item.link
+        seen_now.setdefault(keys[0], item.link)
         if ledger.known(keys) is not None:
             report.already += 1
             continue

@@ -145,6 +145,7 @@ def test_a_second_fetch_adds_nothing_and_asks_conditionally(desk, fetched, capsy
     assert "/news/harbour" not in again and "/news/bridge" not in again and "/missing" not in again
     assert "/broken" in again and "/slow" in again
     assert "(will try again: attempt 2 of 3)" in out
+    assert "repeats" not in out and "/missing" not in out       # reported at the first fetch, not again
     # The long feed goes on where it stopped: the next twelve stories, none of the first twelve again.
     assert "Added 12 articles:" in out and "alpha-alpha-alpha" not in out
     assert f"{site.base}/many.xml: 476 new items" in out
