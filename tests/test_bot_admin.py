@@ -173,13 +173,13 @@ async def test_sync_publishes_the_commands_to_a_guild(fake: FakeDiscord, config:
     put = fake.requests_matching("PUT", rf"/applications/{fake.app_id}/guilds/{fake.guild_id}/commands")
     assert len(put) == 1 and not fake.requests_matching("PUT", rf"/applications/{fake.app_id}/commands")
     published = {c["name"]: c for c in put[0].json}
-    assert set(published) == {"ask", "cite", "reindex", "sources", "about", "Find sources"}
+    assert set(published) == {"ask", "cite", "reindex", "sources", "about", "Find sources", "add", "feeds"}
     assert published["reindex"]["default_member_permissions"] == discord.Permissions(manage_guild=True).value
     assert published["reindex"]["contexts"] == [0]
     assert published["Find sources"]["type"] == 3
     options = {o["name"]: o for o in published["ask"]["options"]}
     assert options["source"]["autocomplete"] and (options["k"]["min_value"], options["k"]["max_value"]) == (1, 10)
-    assert capsys.readouterr().out.startswith(f"Published 6 commands to server {fake.guild_id}")
+    assert capsys.readouterr().out.startswith(f"Published 8 commands to server {fake.guild_id}")
 
 
 @pytest.mark.asyncio
