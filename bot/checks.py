@@ -107,7 +107,11 @@ def operator_only() -> Callable[[T], T]:
 
 
 def is_operator_command(command: Any) -> bool:
-    """Was this command (or context menu) decorated with operator_only()?"""
+    """Was this command (or context menu) decorated with operator_only()? A group (/feeds) is when every
+    one of its subcommands is: it has no callback of its own to carry the mark."""
+    children = getattr(command, "commands", None)
+    if children:
+        return all(is_operator_command(child) for child in children)
     return bool(getattr(getattr(command, "callback", None), _MARK, False))
 
 
