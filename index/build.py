@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -155,7 +156,7 @@ def rebuild(db: Path, corpus: Path, progress: Progress | None = None, cancel: Ca
     db, corpus = Path(db), Path(corpus)
     check_path(db, writing=True)          # before the lock file beside it is made: --db /dev/null, say
     lock = WriteLock(db)
-    with lock.held("rebuild", on_wait=on_wait, cancelled=cancel.is_set):
+    with lock.held("rebuild", on_wait=on_wait, cancelled=cancel.is_set), _collector_paused():
         try:
             try:
                 writer = Writer.open(db)
@@ -175,6 +176,23 @@ def rebuild(db: Path, corpus: Path, progress: Progress | None = None, cancel: Ca
             _log.exception("Rebuild of %s failed", corpus)
             raise BuildFailed(f"The rebuild failed ({type(e).__name__}: {e}).",
                               "The previous index is unchanged and still answering.") from e
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a build runs.
+
+    A build allocates hundreds of thousands of containers; each full collection they trigger walks every
+    object in the process while holding the GIL, which in the bot stalls the event loop for 50-100 ms at
+    a time. What a build allocates is freed by reference counting; the collector resumes after it.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def repair(db: Path, corpus: Path, progress: Progress | None = None, cancel: Cancellation | None = None,
@@ -285,12 +303,33 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
                                            seconds, result.to_dict())
         record = writer.current_build()
         report("committing", 0, 1)
+    _release_gradually(passages, articles, files, known, after_keys, before_positions, before_signatures,
+                       after_signatures, new_rows.ids, new_rows.inserted, new_rows.refreshed)
     for problem in problems:
         _log.warning("%s", problem)
     if progress is not None:
         progress("done", 1, 1)
     assert record is not None
     return Built(result, record, searcher)
+
+
+def _release_gradually(*containers: list | dict) -> None:
+    """Empty a build's big lists and dicts a slice at a time.
+
+    Freed whole when the build returns, a million small objects are one C call holding the GIL for tens
+    of ms: in the bot, that is the event loop standing still.
+    """
+    for container in containers:
+        if isinstance(container, list):
+            while container:
+                del container[-_RELEASE_SLICE:]
+        else:
+            while container:
+                for _ in range(min(_RELEASE_SLICE, len(container))):
+                    container.popitem()
+
+
+_RELEASE_SLICE = 2_000
 
 
 def problem_line(problem: Problem) -> str:
@@ -352,10 +391,18 @@ def _tokenize_all(texts: list[str], analyzer: Analyzer, report: Progress, cancel
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(workers, initializer=_start_worker, initargs=(analyzer.term_map, os.getpid()))
     try:
-        with cancel.hook(pool.terminate):
-            for done, tokens in enumerate(pool.imap(_tokenize_chunk, pieces), start=1):
-                out += tokens
-                report("analysing", min(done * chunk, len(texts)), len(texts))
+        # Polled, not iterated: a pool terminated under a blocking imap never wakes it, which left a
+        # cancelled build (and its write lock and transaction) hanging for good. Terminating is left
+        # to this thread's `finally`, so a signal handler never blocks on joining the pool either.
+        results = pool.imap(_tokenize_chunk, pieces)
+        for done in range(1, len(pieces) + 1):
+            while True:
+                try:
+                    out += results.next(timeout=0.1)
+                    break
+                except multiprocessing.TimeoutError:
+                    cancel.check()
+            report("analysing", min(done * chunk, len(texts)), len(texts))
         pool.close()
     finally:
         pool.terminate()

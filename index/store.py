@@ -168,6 +168,12 @@ def check_path(path: Path, writing: bool) -> None:
         if writing and not os.access(path.parent, os.W_OK | os.X_OK):
             raise DatabasePermission(f"Permission denied: the folder {path.parent} is not writable, and SQLite "
                                      "needs to write its journal there.", "Fix its permissions, or pass another --db.")
+        # A reader creates these with the database's own mode: one run on a read-only file leaves them
+        # read-only after the file itself is made writable again, and SQLite then only says "readonly database".
+        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")) if writing else ():
+            if companion.exists() and not os.access(companion, os.W_OK):
+                raise DatabasePermission(f"Permission denied: {companion}, SQLite's journal beside the database, "
+                                         "cannot be written by this user.", "Fix its permissions, or pass another --db.")
         return
     for parent in path.parents:          # the nearest existing ancestor must be a folder
         try:
@@ -202,15 +208,17 @@ def is_damage(error: BaseException) -> bool:
     return _code(error) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
-def quick_check(path: Path) -> str | None:
+def quick_check(path: Path, immutable: bool = False) -> str | None:
     """What SQLite's quick_check finds wrong with the file, or None when it passes."""
     try:
-        conn = sqlite3.connect(_ro_uri(path), uri=True)
+        conn = sqlite3.connect(_ro_uri(path, immutable), uri=True)
     except sqlite3.Error as e:
         return str(e) if is_damage(e) else None
     try:
         rows = [row[0] for row in conn.execute("PRAGMA quick_check(5)")]
     except sqlite3.DatabaseError as e:
+        if not immutable and _needs_immutable(path, e):
+            return quick_check(path, immutable=True)
         return str(e) if is_damage(e) else None
     finally:
         conn.close()
@@ -242,8 +250,19 @@ def explain(path: Path, error: sqlite3.Error) -> NewsdeskError:
     return StoreError(f"The database {path} cannot be used ({error}).")
 
 
-def _ro_uri(path: Path) -> str:
-    return "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro"
+def _ro_uri(path: Path, immutable: bool = False) -> str:
+    return "file:" + urllib.parse.quote(str(Path(path).absolute())) + "?mode=ro" + ("&immutable=1" if immutable else "")
+
+
+def _needs_immutable(path: Path, error: sqlite3.Error) -> bool:
+    """A WAL database in a folder this user cannot write, with no -wal beside it: a plain read-only
+    connection cannot create the -shm it needs, so reading would fail although nothing is wrong.
+
+    No -wal means no connection has the file open and every commit is in the main file (SQLite
+    removes the -wal only after checkpointing it all), so reading it as immutable sees the last build.
+    """
+    return (getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY_DIRECTORY
+            and not Path(str(path) + "-wal").exists())
 
 
 # -- reads ---------------------------------------------------------------------------------------------
@@ -261,16 +280,22 @@ class Reader:
         check_path(path, writing=False)
         if not path.exists():
             raise IndexNotBuilt(f"There is no index yet ({path} does not exist).", "Run: newsdesk index build")
-        db = None
-        try:
-            db = await aiosqlite.connect(_ro_uri(path), uri=True, isolation_level=None)
-            await db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
-            async with db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'builds'") as cursor:
-                has_tables = (await cursor.fetchone())[0]
-        except sqlite3.Error as e:
-            if db is not None:
-                await db.close()      # its thread would otherwise keep the process alive
-            raise await _explained(path, e) from e
+        immutable = False
+        while True:
+            db = None
+            try:
+                db = await aiosqlite.connect(_ro_uri(path, immutable), uri=True, isolation_level=None)
+                await db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+                async with db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'builds'") as cursor:
+                    has_tables = (await cursor.fetchone())[0]
+                break
+            except sqlite3.Error as e:
+                if db is not None:
+                    await db.close()      # its thread would otherwise keep the process alive
+                if not immutable and _needs_immutable(path, e):
+                    immutable = True
+                    continue
+                raise await _explained(path, e) from e
         reader = cls(path, db)
         if not has_tables:
             await reader.close()
