@@ -27,7 +27,7 @@ __all__ = ("NewsdeskBot", "NewsdeskTree", "EXTENSIONS", "apply_endpoints", "erro
 
 _log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.info", "bot.cogs.ingest")
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.info", "bot.cogs.mention")
 GENERIC_ERROR = "Something went wrong on Newsdesk's side while doing that. It has been logged; please try again later."
 DISCORD_ERROR = "Discord did not accept Newsdesk's reply (Discord's side failed). Please try again in a moment."
 CLOSING = "Newsdesk is restarting. Please try again in a minute."
@@ -129,14 +129,18 @@ class NewsdeskTree(app_commands.CommandTree):
 
 
 class NewsdeskBot(commands.Bot):
-    """Newsdesk on Discord: slash commands, a message context menu and buttons; no privileged intents."""
+    """Newsdesk on Discord: slash commands, a message context menu, buttons and mentions; no privileged intents.
+
+    guild_messages and dm_messages deliver MESSAGE_CREATE; without message_content (privileged) Discord still
+    includes the text of messages that mention the bot, which is all bot.cogs.mention reads.
+    """
 
     def __init__(self, config: Config, *, open_index: bool = True) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False   # text only: no voice warnings
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
-            intents=discord.Intents(guilds=True),
+            intents=discord.Intents(guilds=True, guild_messages=True, dm_messages=True),
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=NewsdeskTree,
             guild_ready_timeout=config.guild_ready_timeout,
@@ -167,6 +171,9 @@ class NewsdeskBot(commands.Bot):
                 _log.info("Index loaded: %s, %d passages", desk.build.label, desk.build.passages)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No text commands: mentions are answered by bot.cogs.mention (this skips process_commands)."""
 
     def track(self, task: asyncio.Task | None) -> None:
         if task is not None:

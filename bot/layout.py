@@ -31,6 +31,8 @@ __all__ = (
     "question_line",
     "question_of",
     "header_of",
+    "context_line",
+    "context_of",
     "not_found_text",
     "quote_card",
     "attribution_line",
@@ -40,6 +42,7 @@ __all__ = (
     "report_text",
     "failure_text",
     "option_label",
+    "as_question",
 )
 
 _log = logging.getLogger(__name__)
@@ -65,6 +68,15 @@ def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
         cut = cut[:space]
     cut = re.sub(r"(?<!\\)(\\\\)*\\$", lambda m: m.group(0)[:-1], cut)   # an odd trailing "\" would eat "…"
     return cut.rstrip() + " …"
+
+
+def as_question(text: str, limit: int) -> str:
+    """A message's text cut (at a space) to what the engine accepts as a question."""
+    text = re.sub(r"\s+", " ", text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut[: cut.rfind(" ")] if " " in cut else cut
 
 
 def option_label(text: str, limit: int = LABEL_LIMIT) -> str:
@@ -146,6 +158,7 @@ def answer_page(answer: "Answer", offset: int, k: int, header: str | None = None
 
 QUESTION_PREFIX = "**Q:** "
 SOURCE_PREFIX = "*Only in "
+CONTEXT_PREFIX = "*Following up on: "
 
 
 def question_line(question: str) -> str:
@@ -161,11 +174,24 @@ def question_of(content: str) -> str | None:
     return re.sub(r"\\(.)", r"\1", first[len(QUESTION_PREFIX):]).replace("\\n", " ") or None
 
 
+def context_line(context: str) -> str:
+    """Under a follow-up's question in a thread: the earlier question it was searched with."""
+    return CONTEXT_PREFIX + escape_markdown(clean(context, 300)) + "*"
+
+
+def context_of(content: str) -> str | None:
+    """The earlier question a follow-up answer was searched with (its context line), if any."""
+    for line in content.split("\n")[1:3]:
+        if line.startswith(CONTEXT_PREFIX) and line.endswith("*"):
+            return re.sub(r"\\(.)", r"\1", line[len(CONTEXT_PREFIX):-1]) or None
+    return None
+
+
 def header_of(content: str) -> str | None:
-    """The answer's header lines (question, "Only in …"), kept when More shows the next page."""
+    """The answer's header lines (question, "Only in …", "Following up on …"), kept when More pages."""
     lines = []
     for line in content.split("\n"):
-        if not line.startswith((QUESTION_PREFIX, SOURCE_PREFIX)):
+        if not line.startswith((QUESTION_PREFIX, SOURCE_PREFIX, CONTEXT_PREFIX)):
             break
         lines.append(line)
     return "\n".join(lines) or None

@@ -53,7 +53,10 @@ async def allow_public_post(interaction: discord.Interaction) -> bool:
     who, wait = refused
     text = (f"You're posting quickly: please wait {math.ceil(wait)} s before the next card." if who == "you" else
             f"This channel has had many cards just now: please wait {math.ceil(wait)} s.")
-    await interaction.response.send_message(text, ephemeral=True)
+    if interaction.response.is_done():       # e.g. a thread asked for with an answer already shown
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
     return False
 
 

@@ -7,6 +7,7 @@ a click on a two-day-old answer works after any number of restarts, or says why 
     nd:cite | nd:vote:up | nd:vote:down       passages and question read from the message
     nd:post:<passage id>                      post one passage publicly
     nd:src:<owner>:<offset>:<p|n>             page /sources
+    nd:discuss                                open a thread on the answer for follow-ups
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import discord
 
 from index.errors import PassageNotFound
 
-from . import layout, limits
+from . import layout, limits, threads
 from .app import CLOSING, NewsdeskBot, reply_error, report_error, track
 
 if TYPE_CHECKING:
     from index.desk import Newsdesk, Result
 
 __all__ = ("PERSISTENT_ITEMS", "answer_view", "post_view", "sources_message", "ask_page", "post_card",
-           "MoreButton", "CiteButton", "VoteButton", "PostButton", "SourcesButton")
+           "MoreButton", "CiteButton", "VoteButton", "PostButton", "SourcesButton", "DiscussButton")
 
 _log = logging.getLogger(__name__)
 
@@ -79,12 +80,14 @@ class _Persistent(discord.ui.DynamicItem[discord.ui.Button], template=r"nd:(?!)"
 
 
 async def ask_page(desk: "Newsdesk", question: str, k: int, offset: int, source: str | None,
-                   header: str | None = None) -> tuple[layout.Page, bool] | str:
+                   header: str | None = None, context: str | None = None) -> tuple[layout.Page, bool] | str:
     """One page of an answer and whether a next page exists, or the abstention text.
 
     Asks the engine for one result more than the page holds: that is how we know More has something to show.
+    context: a thread's first question, which a follow-up is searched with.
     """
-    answer = await desk.ask(question, k=k + 1, offset=offset, source=source)
+    answer = await desk.ask(question, k=k + 1, offset=offset, source=source,
+                            **({"context": context} if context else {}))
     if answer.abstained:
         return layout.abstention_text(answer, header)
     if not answer.results:
@@ -136,14 +139,17 @@ class MoreButton(_Persistent, template=r"nd:more:(?P<asker>\d+):(?P<offset>\d+):
                                                     ephemeral=True)
             return
         header = layout.header_of(content)
-        got = await ask_page(_bot(interaction).desk, question, self.k, self.offset, self.source, header)
+        got = await ask_page(_bot(interaction).desk, question, self.k, self.offset, self.source, header,
+                             layout.context_of(content))
         if isinstance(got, str):
-            view = answer_view(self.asker, self.offset, self.k, self.source, has_more=False)
+            view = answer_view(self.asker, self.offset, self.k, self.source, has_more=False,
+                               discuss=_discussable(interaction))
             await interaction.response.edit_message(view=view)
             await interaction.followup.send(got, ephemeral=True)
             return
         page, has_more = got
-        view = answer_view(self.asker, self.offset + len(page.results), self.k, self.source, has_more)
+        view = answer_view(self.asker, self.offset + len(page.results), self.k, self.source, has_more,
+                           discuss=_discussable(interaction))
         await interaction.response.edit_message(content=page.content, view=view)
 
 
@@ -195,12 +201,45 @@ class VoteButton(_Persistent, template=r"nd:vote:(?P<vote>up|down)"):
             f"Thanks! Your {'👍' if self.vote > 0 else '👎'} is recorded for {what}{when}.", ephemeral=True)
 
 
-def answer_view(asker: int, offset: int, k: int, source: str | None, has_more: bool) -> discord.ui.View:
-    """More (when the source fits in its ID), Cite, 👍/👎."""
+class DiscussButton(CiteButton, template=r"nd:discuss"):
+    """A fixed custom ID like Cite's (the inherited from_custom_id builds it): opens a thread on the answer."""
+
+    def __init__(self) -> None:
+        _Persistent.__init__(self, discord.ui.Button(label="Discuss", emoji="🧵", style=discord.ButtonStyle.secondary,
+                                                     custom_id="nd:discuss"))
+
+    async def run(self, interaction: discord.Interaction) -> None:
+        message = interaction.message
+        question = layout.question_of(message.content) if message else None
+        if message is None or question is None:
+            await interaction.response.send_message("This answer is too old to discuss: ask again with `/ask`.",
+                                                    ephemeral=True)
+            return
+        if message.thread is not None:
+            await interaction.response.send_message(f"Follow-ups go in {message.thread.mention}.", ephemeral=True)
+            return
+        if not await limits.allow_public_post(interaction):
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        thread = await threads.open_discussion(message, question)
+        await interaction.followup.send(f"Opened {thread.mention}: {threads.how_to_follow_up(interaction.client.user)}",
+                                        ephemeral=True)
+
+
+def _discussable(interaction: discord.Interaction) -> bool:
+    """Discuss only under a public answer in a server's text channel (a thread cannot hold another)."""
+    return isinstance(interaction.channel, discord.TextChannel)
+
+
+def answer_view(asker: int, offset: int, k: int, source: str | None, has_more: bool,
+                discuss: bool = False) -> discord.ui.View:
+    """More (when the source fits in its ID), Cite, 👍/👎, and Discuss (a thread) where one can be opened."""
     items: list[discord.ui.Item] = []
     if MoreButton.fits(source):
         items.append(MoreButton(asker, offset, k, source, disabled=not has_more))
     items += [CiteButton(), VoteButton("up"), VoteButton("down")]
+    if discuss:
+        items.append(DiscussButton())
     return _frozen(*items)
 
 
@@ -281,4 +320,4 @@ async def sources_message(bot: NewsdeskBot, owner: int, offset: int) -> tuple[st
     return content, view
 
 
-PERSISTENT_ITEMS = (MoreButton, CiteButton, VoteButton, PostButton, SourcesButton)
+PERSISTENT_ITEMS = (MoreButton, CiteButton, VoteButton, PostButton, SourcesButton, DiscussButton)

@@ -265,11 +265,12 @@ class Newsdesk:
 
     # -- reading --------------------------------------------------------------------------------
 
-    async def ask(self, question: str, k: int = 5, offset: int = 0, source: str | None = None) -> Answer:
+    async def ask(self, question: str, k: int = 5, offset: int = 0, source: str | None = None,
+                  context: str | None = None) -> Answer:
         """The best k passages for a question (after offset), with their places and quotes.
 
         source limits the search to one article (its path as `cite` shows it), whose place the
-        citations then name first.
+        citations then name first. context: the earlier question a follow-up leans on (Searcher.search).
         """
         searcher, build = self._loaded()
         reader = await self._read()
@@ -281,7 +282,8 @@ class Newsdesk:
                 raise ArticleNotFound(f"No indexed article is called {inert(source)}.",
                                       "Give its path as `newsdesk cite` shows it (the bot's /sources lists them).")
             within = await reader.passage_ids_of(source)
-        result = await asyncio.to_thread(searcher.search, question, k, offset, within)
+        result = await asyncio.to_thread(searcher.search, question, k, offset, within,
+                                         **({"context": context} if context else {}))
         records = await reader.passages([hit.passage_id for hit in result.hits])
         if source:
             records = {pid: _cited_from(record, source) for pid, record in records.items()}

@@ -34,6 +34,7 @@ class SearchSettings:
     min_coverage: float = 0.4      # share of the question's idf mass a one-word match must carry
     proximity_weight: float = 0.3  # adjacent query terms (index/proximity.py)
     rerank_depth: int = 30         # how many BM25 candidates proximity re-orders
+    context_weight: float = 0.3    # a follow-up's earlier question; 0.5 gave back the first answer unchanged
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,13 @@ class Searcher:
     def _known(self, terms: Sequence[str]) -> bool:
         return all(t in self.index.term_ids for t in terms)
 
-    def search(self, question: str, k: int = 5, offset: int = 0, within: set[str] | None = None) -> SearchResult:
+    def search(self, question: str, k: int = 5, offset: int = 0, within: set[str] | None = None,
+               context: str | None = None) -> SearchResult:
         """The best k passages after skipping offset, or an abstention with its reason.
 
-        within restricts the search to a set of passage IDs (one article's, say).
+        within restricts the search to a set of passage IDs (one article's, say). context is an earlier
+        question a follow-up leans on ("and Russia?" after "which countries bombed the PFG?"): its words
+        count at `context_weight`, so the follow-up's own words lead; coverage is judged on the follow-up.
         """
         question = question.strip()
         if not question:
@@ -135,6 +139,9 @@ class Searcher:
             result.abstained = "The question has no searchable words (only very common ones)."
             return result
         weights, expansions = self._weights(terms)
+        if context:
+            for t, w in self._weights(tuple(self.analyzer.tokenize(context)))[0].items():
+                weights[t] = max(weights.get(t, 0.0), w * self.settings.context_weight)
         result.expansions = expansions
         result.highlight_terms = frozenset(t for t in weights)
         if not any(t in self.index.term_ids for t in weights):

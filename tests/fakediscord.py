@@ -33,6 +33,10 @@ CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTO
 
 # Privileged intents: Discord closes the gateway with 4014 unless enabled in the developer portal.
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)
+MESSAGE_CONTENT = 1 << 15
+GUILD_MESSAGES = 1 << 9
+REPLY = 19            # message type of a reply
+PUBLIC_THREAD = 11    # channel type
 
 _increment = itertools.count()
 
@@ -151,6 +155,7 @@ class _GatewayConnection:
         self.query = query
         self.compressed = compress
         self.session_id: str | None = None
+        self.intents = 0
         self._zlib = zlib.compressobj() if compress else None
         # compressobj is stateful: frames must be compressed and written in the same order.
         self._lock = asyncio.Lock()
@@ -211,6 +216,7 @@ class FakeDiscord:
         self._active: _GatewayConnection | None = None
         self._changed: asyncio.Event | None = None  # replaced on every change; waiters hold the old one
         self._watched: list[asyncio.Task[Any]] = []
+        self._watched_sends: list[asyncio.Future[Any]] = []   # dispatches a REST handler started
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -230,6 +236,7 @@ class FakeDiscord:
             *(route(verb, webhook + r"/messages/(?P<mid>@original|\d+)", self._webhook_message, auth=False)
               for verb in ("GET", "PATCH", "DELETE")),
             route("POST", r"/channels/(?P<cid>\d+)/messages", self._channel_send),
+            route("POST", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)/threads", self._start_thread),
             route("POST", r"/channels/(?P<cid>\d+)/typing", lambda r, m: (204, None)),
             *(route(verb, r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", self._channel_message)
               for verb in ("GET", "PATCH", "DELETE")),
@@ -395,6 +402,7 @@ class FakeDiscord:
                 await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             else:
                 conn.session_id = secrets.token_hex(16)
+                conn.intents = d.get("intents", 0)
                 self._sessions[conn.session_id] = 0
                 self._active = conn
                 await self._send_dispatch(conn, "READY", self._ready_payload(conn.session_id, d.get("shard")))
@@ -402,6 +410,8 @@ class FakeDiscord:
         elif op == 6:  # RESUME
             if d.get("token") == self.token and d.get("session_id") in self._sessions:
                 conn.session_id = d["session_id"]
+                conn.intents = next((c.intents for c in self.connections if c.session_id == conn.session_id
+                                     and c.intents), 0)
                 self._active = conn
                 await self._send_dispatch(conn, "RESUMED", {})
             else:
@@ -485,7 +495,8 @@ class FakeDiscord:
         members = [{k: v for k, v in u.member_payload().items() if k != "permissions"} for u in users]
         return {"id": str(self.guild_id), "name": "Newsdesk Test Guild", "owner_id": str(ADMIN.id),
                 "unavailable": False, "member_count": len(self.members), "large": False, "roles": [everyone, admin],
-                "channels": [self.channel_payload()], "members": members, "threads": [], "emojis": [],
+                "channels": [self.channel_payload()], "members": members,
+                "threads": [copy.deepcopy(t) for t in self.channels.values() if t.get("type") == PUBLIC_THREAD], "emojis": [],
                 "stickers": [], "features": [], "voice_states": [], "presences": [], "stage_instances": [],
                 "guild_scheduled_events": [], "soundboard_sounds": [], "preferred_locale": "en-US",
                 "joined_at": JOINED_AT, "icon": None, "verification_level": 0, "default_message_notifications": 0,
@@ -635,6 +646,86 @@ class FakeDiscord:
         message = self._new_message(channel_id or self.channel_id, {"content": content, "embeds": embeds or []},
                                     author=author)
         return copy.deepcopy(message)
+
+    def user_message(self, content: str, *, author: FakeUser = MEMBER, mention_bot: bool = True,
+                     reply_to: dict[str, Any] | int | str | None = None,
+                     channel_id: int | None = None) -> dict[str, Any]:
+        """A message someone posts (stored), as MESSAGE_CREATE carries it; `mention_bot` prefixes <@bot>.
+
+        reply_to makes it a reply (message_reference); channel_id may be a thread the bot opened.
+        Dispatch it with `await fake.post(message)`.
+        """
+        cid = channel_id or self.channel_id
+        text = f"<@{self.app_id}> {content}" if mention_bot else content
+        message = self._new_message(cid, {"content": text}, author=author,
+                                    message_type=REPLY if reply_to is not None else 0)
+        if mention_bot:
+            message["mentions"] = [self.bot_user.user_payload()]
+        if reply_to is not None:
+            target = self._resolve_message(reply_to)
+            message["message_reference"] = {"type": 0, "message_id": target["id"], "channel_id": target["channel_id"],
+                                            "guild_id": str(self.guild_id)}
+        return copy.deepcopy(message)
+
+    async def post(self, message: dict[str, Any]) -> int:
+        """Deliver a user's message as MESSAGE_CREATE, as Discord would to this bot's intents.
+
+        Without GUILD_MESSAGES nothing is sent (returns 0). Without the MESSAGE_CONTENT intent (enabled in
+        the "portal", privileged_intents) Discord blanks the content unless the message mentions the bot.
+        """
+        conn = self._active
+        if conn is None or not conn.intents & GUILD_MESSAGES:
+            return 0
+        payload = {**self._readable(message), "guild_id": str(self.guild_id),
+                   "member": {k: v for k, v in self._member_of(message).items() if k not in ("user", "permissions")}}
+        if "message_reference" in message:
+            # Discord also sends the replied-to message; content blanked by the same rule.
+            ref = self.messages.get(int(message["message_reference"]["message_id"]))
+            payload["referenced_message"] = self._readable(ref) if ref else None
+        return await self.dispatch("MESSAGE_CREATE", payload)
+
+    def _member_of(self, message: dict[str, Any]) -> dict[str, Any]:
+        author = next((u for u in self.members if str(u.id) == message["author"]["id"]), None)
+        return (author or FakeUser(int(message["author"]["id"]), message["author"]["username"])).member_payload()
+
+    def _readable(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A message as the bot may read it: content, embeds and attachments only with the MESSAGE_CONTENT
+        intent, unless the bot wrote it or it mentions the bot (Discord's rule, over gateway and REST)."""
+        message = copy.deepcopy(message)
+        mine = message["author"]["id"] == str(self.app_id)
+        mentioned = any(m.get("id") == str(self.app_id) for m in message.get("mentions", []))
+        if not (self.privileged_intents & MESSAGE_CONTENT or mine or mentioned):
+            message.update(content="", embeds=[], attachments=[], components=[])
+        return message
+
+    def thread(self, thread_id: int | str) -> dict[str, Any]:
+        """A thread the bot opened (channel payload)."""
+        return copy.deepcopy(self.channels[int(thread_id)])
+
+    def _start_thread(self, rec: RecordedRequest, m: dict[str, str]) -> tuple[int, Any]:
+        cid, mid = int(m["cid"]), int(m["mid"])
+        starter = self.messages.get(mid)
+        if cid != self.channel_id or starter is None or starter["channel_id"] != str(cid) \
+                or starter["flags"] & EPHEMERAL:
+            return _error(404, 10008, "Unknown Message")
+        if mid in self.channels:
+            return _error(400, 160004, "A thread has already been created for this message")
+        body = rec.json or {}
+        # Discord: a thread started from a message has that message's id.
+        thread = {"id": str(mid), "type": PUBLIC_THREAD, "guild_id": str(self.guild_id), "parent_id": str(cid),
+                  "name": body.get("name", "")[:100], "owner_id": str(self.app_id), "flags": 0,
+                  "last_message_id": None, "rate_limit_per_user": body.get("rate_limit_per_user") or 0,
+                  "message_count": 0, "member_count": 1, "total_message_sent": 0,
+                  "thread_metadata": {"archived": False, "auto_archive_duration": body.get("auto_archive_duration",
+                                                                                           1440),
+                                      "archive_timestamp": _now_iso(), "locked": False, "invitable": True}}
+        self.channels[mid] = thread
+        starter["thread"] = thread
+        if self._active is not None:
+            created = {**thread, "newly_created": True}
+            self._watched_sends.append(asyncio.ensure_future(self._send_dispatch(self._active, "THREAD_CREATE",
+                                                                                 created)))
+        return 201, copy.deepcopy(thread)
 
     # ------------------------------------------------------------------ message store
 
@@ -886,11 +977,25 @@ class FakeDiscord:
         return 200, copy.deepcopy(self.messages[mid])
 
     def _channel_send(self, rec: RecordedRequest, m: dict[str, str]) -> tuple[int, Any]:
-        if int(m["cid"]) != self.channel_id:
+        cid = int(m["cid"])
+        if cid != self.channel_id and cid not in self.channels:
             return _error(404, 10003, "Unknown Channel")
         body = rec.json or {}
         flags = (body.get("flags") or 0) & ~EPHEMERAL  # only interaction responses can be ephemeral
-        return 200, copy.deepcopy(self._new_message(self.channel_id, {**body, "flags": flags}, files=rec.files))
+        reference = body.get("message_reference")
+        if reference is not None and int(reference["message_id"]) not in self.messages \
+                and reference.get("fail_if_not_exists", True):
+            return _error(400, 50035, "Invalid Form Body: message_reference: Unknown message")
+        message = self._new_message(cid, {**body, "flags": flags}, files=rec.files,
+                                    message_type=REPLY if reference else 0)
+        if reference is not None:
+            message["message_reference"] = {"type": 0, "message_id": str(reference["message_id"]),
+                                            "channel_id": str(cid), "guild_id": str(self.guild_id)}
+            message["referenced_message"] = self._readable(self.messages[int(reference["message_id"])]) \
+                if int(reference["message_id"]) in self.messages else None
+        if cid in self.channels:
+            self.channels[cid]["message_count"] += 1
+        return 200, copy.deepcopy(message)
 
     def _channel_message(self, rec: RecordedRequest, m: dict[str, str]) -> tuple[int, Any]:
         mid = int(m["mid"])
@@ -899,6 +1004,8 @@ class FakeDiscord:
             return _error(404, 10008, "Unknown Message")
         if rec.method != "GET" and message["author"]["id"] != str(self.app_id):
             return _error(403, 50005, "Cannot edit a message authored by another user")
+        if rec.method == "GET":
+            return 200, self._readable(message)
         return self._message_verb(rec, mid)
 
 

@@ -60,7 +60,7 @@ async def test_ask_defers_before_searching_then_quotes_the_pfg_passages(fake: Fa
     ids = await assert_verbatim(bot, content)
     assert len(ids) >= 2
     labels = [c.get("label") or c["emoji"]["name"] for row in edit.json["components"] for c in row["components"]]
-    assert labels == ["More", "Cite", "👍", "👎"]
+    assert labels == ["More", "Cite", "👍", "👎", "Discuss"]
     assert not fake.message(edit.response["id"])["flags"]                # public
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import discord
 from discord import app_commands
@@ -13,9 +12,8 @@ from index.errors import PassageNotFound, QueryError
 from index.render import escape_markdown
 from index.search import MAX_QUESTION_CHARS
 
-from .. import layout
-from ..app import NewsdeskBot
-from .. import limits
+from .. import layout, limits, threads
+from ..app import NewsdeskBot, reply_error
 from ..views import PERSISTENT_ITEMS, answer_view, ask_page, post_view
 
 __all__ = ("AskCog", "setup")
@@ -28,15 +26,6 @@ FIND_SOURCES_K = 5
 def _ask_cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
     rate, per = interaction.client.config.ask_cooldown  # type: ignore[attr-defined]
     return app_commands.Cooldown(rate, per) if rate > 0 else None
-
-
-def _as_question(text: str) -> str:
-    """A message's text cut (at a space) to what the engine accepts as a question."""
-    text = re.sub(r"\s+", " ", text).strip()
-    if len(text) <= MAX_QUESTION_CHARS:
-        return text
-    cut = text[:MAX_QUESTION_CHARS]
-    return cut[: cut.rfind(" ")] if " " in cut else cut
 
 
 class AskCog(commands.Cog):
@@ -67,21 +56,30 @@ class AskCog(commands.Cog):
         question="What you want to know, in your own words",
         source="Search only this article (start typing its title)",
         k="How many passages per page (1–10, default 5)",
+        private="Show the answer only to you (a \"no answer\" is only shown to you unless you say False)",
+        thread="Open a thread on the answer for follow-up questions",
     )
     @app_commands.checks.dynamic_cooldown(_ask_cooldown)
     async def ask(self, interaction: discord.Interaction, question: app_commands.Range[str, 1, MAX_QUESTION_CHARS],
-                  source: str | None = None, k: app_commands.Range[int, 1, 10] = 5) -> None:
+                  source: str | None = None, k: app_commands.Range[int, 1, 10] = 5, private: bool | None = None,
+                  thread: bool = False) -> None:
         """Answer a question with verbatim quotes from the indexed news articles."""
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(thinking=True, ephemeral=bool(private))
         source_key, source_header = await self._resolve_source(source)
         header = "\n".join(h for h in (layout.question_line(question), source_header) if h)
         got = await ask_page(self.bot.desk, question, k, 0, source_key, header)
         if isinstance(got, str):
-            await interaction.edit_original_response(content=got)
+            if private is None:      # nobody chose to show the channel a non-answer
+                await reply_error(interaction, got)
+            else:
+                await interaction.edit_original_response(content=got)
             return
         page, has_more = got
-        view = answer_view(interaction.user.id, len(page.results), k, source_key, has_more)
-        await interaction.edit_original_response(content=page.content, view=view)
+        discuss = not private and isinstance(interaction.channel, discord.TextChannel)
+        view = answer_view(interaction.user.id, len(page.results), k, source_key, has_more, discuss=discuss)
+        message = await interaction.edit_original_response(content=page.content, view=view)
+        if thread and discuss and await limits.allow_public_post(interaction):
+            await threads.open_discussion(message, question)
 
     @ask.autocomplete("source")
     async def source_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -110,7 +108,7 @@ class AskCog(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         header = f"Passages matching [this message](<{message.jump_url}>):"
-        got = await ask_page(self.bot.desk, _as_question(text), FIND_SOURCES_K, 0, None, header)
+        got = await ask_page(self.bot.desk, layout.as_question(text, MAX_QUESTION_CHARS), FIND_SOURCES_K, 0, None, header)
         if isinstance(got, str):
             await interaction.followup.send(got, ephemeral=True)
             return
