@@ -27,7 +27,7 @@ __all__ = ("NewsdeskBot", "NewsdeskTree", "EXTENSIONS", "apply_endpoints", "erro
 
 _log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.info", "bot.cogs.mention")
+EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.info", "bot.cogs.ingest", "bot.cogs.mention")
 GENERIC_ERROR = "Something went wrong on Newsdesk's side while doing that. It has been logged; please try again later."
 DISCORD_ERROR = "Discord did not accept Newsdesk's reply (Discord's side failed). Please try again in a moment."
 CLOSING = "Newsdesk is restarting. Please try again in a minute."
