@@ -282,9 +282,19 @@ class Newsdesk:
                 raise ArticleNotFound(f"No indexed article is called {inert(source)}.",
                                       "Give its path as `newsdesk cite` shows it (the bot's /sources lists them).")
             within = await reader.passage_ids_of(source)
-        result = await asyncio.to_thread(searcher.search, question, k, offset, within,
-                                         **({"context": context} if context else {}))
-        records = await reader.passages([hit.passage_id for hit in result.hits])
+        for attempt in range(2):
+            result = await asyncio.to_thread(searcher.search, question, k, offset, within,
+                                             **({"context": context} if context else {}))
+            records = await reader.passages([hit.passage_id for hit in result.hits])
+            if attempt or all(hit.passage_id in records for hit in result.hits):
+                break
+            # Passages gone from the rows: another process committed a build our searcher predates. Load
+            # it and search again, rather than answer from the old build with holes in it.
+            stored = await reader.current_build()
+            if stored is None or stored.id <= build.id:
+                break
+            await self.reload()
+            searcher, build = self._loaded()
         if source:
             records = {pid: _cited_from(record, source) for pid, record in records.items()}
         return await asyncio.to_thread(self._answer, searcher, build, question, result, records, started)
