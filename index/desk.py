@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import build as building
 from .build import BuildReport, Cancellation, Progress, problem_line
@@ -368,9 +368,11 @@ class Newsdesk:
         return report
 
     async def add(self, url_or_file: str | Path, data: bytes | None = None, fetching: "FetchSettings | None" = None,
-                  progress: Progress | None = None) -> tuple["Added", BuildReport]:
+                  progress: Progress | None = None,
+                  on_added: "Callable[[Added], Awaitable[None]] | None" = None) -> tuple["Added", BuildReport]:
         """Add one article: a URL is fetched and extracted; a file (a path, or a name with its bytes) is copied
-        into the corpus if its reader accepts it. Then the incremental rebuild, after which it answers."""
+        into the corpus if its reader accepts it. Then the incremental rebuild, after which it answers.
+        on_added is awaited between the two (the bot shows its preview while the index is rebuilt)."""
         from .fetch import FetchSettings
         from .ingest import writable_corpus
         from .poll import add_file, add_url
@@ -388,6 +390,8 @@ class Newsdesk:
                     raise QueryError(f"Cannot read {inert(name)} ({e.strerror or e}).",
                                      "Give an http(s) URL or the path of a .txt, .md, .html or .jsonl file.") from None
             added = await add_file(corpus, Path(name).name, data)
+        if on_added is not None:
+            await on_added(added)
         return added, await self._rebuild_when_free(progress)
 
     async def _rebuild_when_free(self, progress: Progress | None) -> BuildReport:
