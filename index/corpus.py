@@ -320,9 +320,10 @@ def parse_date(line: str) -> str | None:
             return date(int(g["y1"]), month, day).isoformat()
         if g["y2"]:
             return date(int(g["y2"]), int(g["m2"]), int(g["d2"])).isoformat()
-        name, day, year = (g["month3"], g["d3"], g["y3"]) if g["y3"] else (g["month4"], g["d4"], g["y4"])
-        month = _MONTHS.get(name.lower()) or next((n for full, n in _MONTHS.items() if full.startswith(name.lower()) and len(name) >= 3), None)
-        return date(int(year), month, int(day)).isoformat() if month else None
+        name, day_text, year = (g["month3"], g["d3"], g["y3"]) if g["y3"] else (g["month4"], g["d4"], g["y4"])
+        named = _MONTHS.get(name.lower()) or next(
+            (n for full, n in _MONTHS.items() if full.startswith(name.lower()) and len(name) >= 3), None)
+        return date(int(year), named, int(day_text)).isoformat() if named else None
     except ValueError:
         return None
 

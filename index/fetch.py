@@ -83,7 +83,7 @@ class FetchSettings:
         if ports_raw == "any":
             ports = None
         elif ports_raw:
-            ports = ports | {int(p) for p in ports_raw.replace(" ", "").split(",") if p.isdigit()}
+            ports = frozenset({80, 443} | {int(p) for p in ports_raw.replace(" ", "").split(",") if p.isdigit()})
         return cls(timeout=number("NEWSDESK_FETCH_TIMEOUT", cls.timeout),
                    max_bytes=int(number("NEWSDESK_FETCH_MAX_BYTES", cls.max_bytes)),
                    host_delay=number("NEWSDESK_FETCH_HOST_DELAY", cls.host_delay),
@@ -154,7 +154,7 @@ def check_address(host: str, address: str, settings: FetchSettings) -> None:
 
 async def _system_resolve(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 class _GuardedResolver(aiohttp.abc.AbstractResolver):
