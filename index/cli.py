@@ -31,6 +31,8 @@ EXAMPLES = """examples:
   newsdesk feeds add https://example.com/rss.xml --corpus ./articles
   newsdesk fetch --corpus ./articles        # poll the feeds, add the new articles, rebuild
   newsdesk add https://example.com/news/story.html --corpus ./articles
+  newsdesk cluster up ./cluster --shards 2 --replicas 2   # a local Sphinx/Manticore cluster
+  newsdesk index build --search sphinx://127.0.0.1:9306   # the index into that cluster
   newsdesk run                      # the Discord bot (DISCORD_TOKEN in the environment or .env)
 
 settings: --db and --corpus, else $NEWSDESK_DB and $NEWSDESK_CORPUS (environment or ./.env), else
@@ -51,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command not in ("run", "sync"):   # the bot sets up discord.py's own logging
         logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    if args.command is None or (args.command in ("index", "feeds") and getattr(args, f"{args.command}_command") is None):
+    if args.command is None or (args.command in ("index", "feeds", "cluster") and getattr(args, f"{args.command}_command") is None):
         parser.print_help()
         return 2
     try:
@@ -148,6 +150,25 @@ def _parser() -> argparse.ArgumentParser:
     add_one.add_argument("source", metavar="URL_OR_FILE", help="an http(s) URL or the path of an article file")
     _storage_options(add_one)
 
+    cluster = sub.add_parser("cluster", help="A local search cluster (Sphinx or Manticore searchd) for development.",
+                             description="A local search cluster: shards x replicas of searchd plus an aggregator, "
+                                         "on loopback ports.\n\nexample:\n  newsdesk cluster up ./cluster --shards 2 --replicas 2",
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    cluster_up = add(cluster_sub, "up", _cluster_up, "Write the configs, start every searchd, wait until they answer, "
+                     "and print NEWSDESK_SEARCH=sphinx://127.0.0.1:PORT.", "newsdesk cluster up ./cluster --shards 2 --replicas 2")
+    cluster_up.add_argument("dir", type=Path, help="folder for configs, data, logs and PID files")
+    cluster_up.add_argument("--shards", type=_positive, default=2, metavar="N", help="shards (default 2)")
+    cluster_up.add_argument("--replicas", type=_positive, default=2, metavar="R", help="mirrors of each shard (default 2)")
+    cluster_up.add_argument("--base-port", type=int, metavar="P", help="first port (default: free ports)")
+    cluster_down = add(cluster_sub, "down", _cluster_down, "Stop every searchd of the cluster by its PID.",
+                       "newsdesk cluster down ./cluster")
+    cluster_down.add_argument("dir", type=Path, help="the folder given to `cluster up`")
+    cluster_status = add(cluster_sub, "status", _cluster_status, "Show each node: ports, PID, up or down, rows held.",
+                         "newsdesk cluster status ./cluster")
+    cluster_status.add_argument("dir", type=Path, help="the folder given to `cluster up`")
+    cluster_status.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     run = add(sub, "run", _run, "Run the Discord bot (token from DISCORD_TOKEN or .env).", "newsdesk run")
     _storage_options(run)
     sync = add(sub, "sync", _sync, "Publish the bot's slash commands to Discord (after changing them).",
@@ -161,6 +182,9 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
                         help="folder (or single file) of articles; default: $NEWSDESK_CORPUS, else the shipped corpus")
     parser.add_argument("--db", type=Path, metavar="PATH",
                         help="SQLite database; default: $NEWSDESK_DB, else one per corpus in ~/.local/share/newsdesk")
+    parser.add_argument("--search", metavar="URL",
+                        help="where passages are searched: `embedded` (default) or a search cluster, "
+                             "sphinx://HOST:PORT; default: $NEWSDESK_SEARCH")
 
 
 def _positive(value: str) -> int:
@@ -176,7 +200,7 @@ def _positive(value: str) -> int:
 def _settings(args: argparse.Namespace):
     from .config import Settings
 
-    return Settings.resolve(corpus=args.corpus, db=args.db)
+    return Settings.resolve(corpus=args.corpus, db=args.db, search=getattr(args, "search", None))
 
 
 def _say(line: str) -> None:
@@ -201,10 +225,16 @@ def _ask(args: argparse.Namespace) -> int:
         desk = await _open(args)
         async with desk:
             answer = await desk.ask(args.question, k=args.k, source=args.source)
+        partial = answer.search.partial_shards
         if args.json:
-            print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+            shape = answer_to_dict(answer)
+            if partial:
+                shape.update(partial=True, missing_shards=list(partial))
+            print(json.dumps(shape, ensure_ascii=False, indent=2))
         else:
             print(to_terminal(answer_markdown(answer, escape=False), color=sys.stdout.isatty()))
+            if partial:
+                print(_partial_line(partial))
         return 0
 
     return asyncio.run(go())
@@ -369,6 +399,41 @@ def _add(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def _partial_line(shards: Sequence[int]) -> str:
+    names = ", ".join(str(s) for s in shards)
+    return f"Partial answer: shard {names} of the search cluster did not answer; its passages are missing."
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    from .cluster import up
+
+    layout = up(args.dir, args.shards, args.replicas, args.base_port)
+    print(f"NEWSDESK_SEARCH={layout.url}")
+    return 0
+
+
+def _cluster_down(args: argparse.Namespace) -> int:
+    from .cluster import down
+
+    stopped = down(args.dir)
+    print(f"Stopped {len(stopped)} searchd: {', '.join(stopped)}." if stopped else "Nothing was running.")
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from .cluster import status
+
+    nodes = status(args.dir)
+    if args.json:
+        print(json.dumps(nodes, indent=2))
+        return 0
+    for n in nodes:
+        role = "aggregator" if n["shard"] is None else f"shard {n['shard']}"
+        rows = "" if n["rows"] is None else f"  {n['rows']} rows"
+        print(f"{n['node']:<5} {role:<10} {n['sql']:<21} pid {n['pid'] or '-':<8} {'up' if n['up'] else 'DOWN'}{rows}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -64,10 +64,12 @@ class Settings:
 
     db: Path
     corpus: Path
+    search: str = "embedded"     # or a search cluster's aggregator, sphinx://HOST:PORT (index/sphinx.py)
 
     @classmethod
     def resolve(cls, corpus: Path | str | None = None, db: Path | str | None = None,
-                env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> "Settings":
+                env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env"),
+                search: str | None = None) -> "Settings":
         """Flags first, then $NEWSDESK_CORPUS / $NEWSDESK_DB (environment or .env), then the defaults.
 
         One database per corpus: the default database holds the configured corpus ($NEWSDESK_CORPUS, else
@@ -80,16 +82,17 @@ class Settings:
             value = values.get(name, "").strip()
             return value or None
 
+        search = (search or "").strip() or get("NEWSDESK_SEARCH") or "embedded"
         configured = _folder(get("NEWSDESK_CORPUS")) or default_corpus()
         corpus_path = _folder(corpus) or configured
         db_given = db if db is not None else get("NEWSDESK_DB")
         if db_given:
-            return cls(Path(db_given).expanduser(), corpus_path)
+            return cls(Path(db_given).expanduser(), corpus_path, search)
         home_db = default_db(values)
         if corpus_path == configured:
-            return cls(home_db, corpus_path)
+            return cls(home_db, corpus_path, search)
         digest = hashlib.sha256(str(corpus_path).encode()).hexdigest()[:8]
-        return cls(home_db.with_name(f"{corpus_path.stem}-{digest}.db"), corpus_path)
+        return cls(home_db.with_name(f"{corpus_path.stem}-{digest}.db"), corpus_path, search)
 
 
 def _folder(value: Path | str | None) -> Path | None:

@@ -109,6 +109,10 @@ class Newsdesk:
                 settings = Settings(Path(settings), Path(corpus).resolve())
             else:
                 settings = Settings.resolve(corpus=corpus, db=settings)
+        if cls is Newsdesk and settings.search != "embedded":   # a search cluster (index/remote.py)
+            from .remote import ClusterDesk
+
+            cls = ClusterDesk
         desk = cls(settings)
         if not load:
             return desk

@@ -63,6 +63,7 @@ class SearchResult:
     total_matches: int = 0                     # how many passages matched at all (capped at the depth searched)
     abstained: str | None = None               # why no answer is given, when none is
     highlight_terms: frozenset[str] = field(default_factory=frozenset)
+    partial_shards: tuple[int, ...] = ()       # search cluster shards that did not answer (index/remote.py)
 
     @property
     def expanded_terms(self) -> list[str]:
