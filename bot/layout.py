@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from index.inert import clean
 from index.quotes import Quote
-from index.render import (abstention_markdown, citation_line, escape_field, escape_markdown, expansion_line,
-                          link_markdown,
-                          named_line, quote_markdown, result_markdown, source_line)
+from index.render import (abstention_markdown, answer_blocks, answer_head, escape_field, escape_markdown,
+                          footer_line, link_markdown, quote_markdown, source_line)
 
 from .checks import redact_paths
 
@@ -114,46 +113,46 @@ def _shrunk_quote(quote: Quote, render, budget: int) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """One message's worth of results: the content and which results it shows (for buttons)."""
+    """One message's worth of an answer: the content, and the results it holds (a quote folded into another
+    as "also reported by" counts too: the next page starts after it)."""
 
     content: str
     results: list["Result"]
-
-
-def _footer(answer: "Answer", first: int, last: int) -> str:
-    shown = f"result {first}" if first == last else f"results {first}–{last}"
-    return f"-# {answer.build.label} · {shown} · {answer.build.passages} passages indexed"
+    quoted: tuple["Result", ...] = ()     # those whose words it quotes: not the ones folded in
 
 
 def answer_page(answer: "Answer", offset: int, k: int, header: str | None = None,
                 limit: int = MESSAGE_LIMIT) -> Page:
-    """As many of the first k results as fit in one message, each a blockquote with its citation under it.
+    """The rendered answer (index.render's blocks for the first k results) cut to what fits in one message.
 
-    A result that does not fit starts the next page (More), unless it is the first: then its quote is shortened.
+    A block that does not fit starts the next page (More), unless it is the first: then its quote is shortened.
     """
-    def heading(shown_ids: set[str]) -> list[str]:
-        return [h for h in (header, named_line(answer, shown=shown_ids), expansion_line(answer.search.expanded_terms)) if h]
+    def head(shown: list["Result"]) -> list[str]:
+        return ([header] if header else []) + answer_head(answer, {r.record.id for r in shown})
 
-    head = heading({r.record.id for r in answer.results[:k]})
-    blocks: list[str] = []
+    def footer(count: int) -> str:
+        return footer_line(answer.build, offset + 1, offset + max(count, 1))
+
+    blocks = answer_blocks(answer.results[:k])
+    every = [r for b in blocks for r in b.results]
+    texts: list[str] = []
     shown: list["Result"] = []
-    for result in answer.results[:k]:
-        first, last = offset + 1, offset + len(shown) + 1
-        block = result_markdown(result.record, result.quote)
-        if _fits([*head, *blocks, block, _footer(answer, first, last)], limit):
-            blocks.append(block)
-            shown.append(result)
+    quoted: list["Result"] = []
+    for block in blocks:
+        if _fits([*head(every), *texts, block.text, footer(len(shown) + len(block.results))], limit):
+            texts.append(block.text)
+            shown += block.results
+            quoted.append(block.results[0])
             continue
         if not shown:
-            citation = citation_line(result.record)
-            budget = limit - discord_length("\n\n".join([*head, _footer(answer, first, last)])) \
-                - discord_length(citation) - 3
-            blocks.append(_shrunk_quote(result.quote, quote_markdown, budget) + "\n" + citation)
-            shown.append(result)
+            budget = limit - discord_length("\n\n".join([*head(every), footer(len(block.results))])) \
+                - discord_length(block.citation) - 3
+            texts.append(_shrunk_quote(block.quote, quote_markdown, budget) + "\n" + block.citation)
+            shown += block.results
+            quoted.append(block.results[0])
         break
-    footer = _footer(answer, offset + 1, offset + max(len(shown), 1))
-    head = heading({r.record.id for r in shown})    # only the names of the passages this page shows
-    return Page(clip("\n\n".join([*head, *blocks, footer]), limit), shown)
+    # Only the names of the passages this page shows.
+    return Page(clip("\n\n".join([*head(shown), *texts, footer(len(shown))]), limit), shown, tuple(quoted))
 
 
 QUESTION_PREFIX = "**Q:** "
@@ -201,7 +200,7 @@ def abstention_text(answer: "Answer", header: str | None = None) -> str:
     """No answer, and why; the footer still names the build that was searched."""
     text = abstention_markdown(answer.search.question, answer.abstained or "")
     text = f"{header}\n{text}" if header else text
-    return clip(text, MESSAGE_LIMIT - 200) + f"\n-# {answer.build.label} · {answer.build.passages} passages indexed"
+    return clip(text, MESSAGE_LIMIT - 200) + "\n" + footer_line(answer.build)
 
 
 # ----------------------------------------------------------------------------------- quote cards

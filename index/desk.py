@@ -61,7 +61,7 @@ class Answer:
     results: list[Result]
     build: BuildRecord
     seconds: float
-    focus: str | None = None              # "countries", "organisations", "people" for a list question
+    focus: str | None = None              # "countries", "organisations", "people", "leaders": a list question
     named: tuple[Named, ...] = ()         # the names of that kind standing in the quotes
 
     @property
@@ -312,7 +312,8 @@ class Newsdesk:
             for hit in result.hits if hit.passage_id in records   # a passage gone in a swap is skipped
         ]
         focus = focus_of(question) if results else None
-        named = tuple(names_in_quotes(focus, ((r.record.id, r.quote.pieces) for r in results), searcher.places)) if focus else ()
+        named = tuple(names_in_quotes(focus, ((r.record.id, r.quote.pieces) for r in results), searcher.places,
+                                       question)) if focus else ()
         return Answer(result, results, build, time.perf_counter() - started, focus, named)
 
     async def cite(self, passage_id: str) -> PassageRecord:

@@ -11,17 +11,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-__all__ = ("Named", "focus_of", "names_in_quotes")
+__all__ = ("Named", "focus_of", "leader_target", "names_in_quotes")
 
 _FOCUS = [
     ("countries", re.compile(r"\b(?:which|what)\s+(?:\w+\s+)?(?:countries|country|nations?|states?|governments?)\b", re.I)),
     ("organisations", re.compile(
         r"\b(?:which|what)\s+(?:\w+\s+)?(?:groups?|organi[sz]ations?|militias?|forces?|brigades?|factions?|"
         r"parties|party|agencies|agency|outlets?|newspapers?|media|armies|army)\b", re.I)),
+    # A bare "who …?" is not a list question: only "which officials …" asks for names of people.
     ("people", re.compile(
-        r"\b(?:who|whom|which\s+(?:\w+\s+)?(?:people|persons?|officials?|leaders?|ministers?|generals?|"
-        r"commanders?|spokes(?:man|men|person|people)|presidents?))\b", re.I)),
+        r"\b(?:which|what)\s+(?:\w+\s+)?(?:people|persons?|officials?|leaders?|ministers?|generals?|"
+        r"commanders?|spokes(?:man|men|person|people)|presidents?)\b", re.I)),
 ]
+# "who leads the LNA?": the only names that answer it stand in a leadership relation to the LNA in a quote.
+_LEADER_QUESTION = re.compile(
+    r"\bwho\s+(?:leads|led|heads|headed|commands|commanded|runs|ran|is\s+(?:in\s+charge\s+of|(?:the\s+)?"
+    r"(?:leader|head|commander|chief)\s+of))\s+(?:the\s+)?(?P<target>[^?]+?)\s*\??\s*$", re.I)
 
 _ACRONYM = re.compile(r"\b[A-Z][A-Z&]{1,6}\b")
 _ORG_WORDS = ("Army", "Brigade", "Brigades", "Guard", "Guards", "Council", "Ministry", "Forces", "Agency", "Command",
@@ -52,16 +57,30 @@ class Named:
 
 
 def focus_of(question: str) -> str | None:
-    """"countries", "organisations" or "people" when the question asks for a list of them."""
+    """"countries", "organisations" or "people" when the question asks for a list of them; "leaders" for
+    "who leads/heads/commands/runs X?"."""
+    if leader_target(question):
+        return "leaders"
     for focus, pattern in _FOCUS:
         if pattern.search(question):
             return focus
     return None
 
 
+def leader_target(question: str) -> str | None:
+    """What a "who leads X?" question asks about ("LNA"), or None for any other question."""
+    m = _LEADER_QUESTION.search(question.strip())
+    return m.group("target") if m else None
+
+
 def names_in_quotes(focus: str, quotes: Iterable[tuple[str, Sequence[str]]],
-                    places: Sequence[Sequence[str]] = ()) -> list[Named]:
-    """Names of the focus kind in (passage id, quoted pieces) pairs, in order of first appearance."""
+                    places: Sequence[Sequence[str]] = (), question: str = "") -> list[Named]:
+    """Names of the focus kind in (passage id, quoted pieces) pairs, in order of first appearance.
+
+    For "leaders", question gives what they lead; without one nothing is listed.
+    """
+    if focus == "leaders":
+        return _leaders_in_quotes(leader_target(question) or "", quotes)
     found: dict[str, list[str]] = {}          # key -> passage ids, in order of first appearance
     shown: dict[str, tuple[int, str]] = {}    # key -> (rank, spelling): a country's name beats its demonym
     for passage_id, pieces in quotes:
@@ -122,3 +141,61 @@ def _place_pattern(places: tuple[tuple[str, ...], ...]) -> tuple[re.Pattern, dic
     forms = sorted(where, key=len, reverse=True)
     alternation = "|".join(re.escape(form) for form in forms) or "(?!)"
     return re.compile(rf"(?<![\w-])({alternation})(?![\w-])(?!\s+[A-Z])"), where
+
+
+# ----------------------------------------------------------------------------------- leaders
+
+_LEADER_TITLES = {"Field-Marshal", "Marshal", "General", "Colonel", "Brigadier-General", "Major", "Commander",
+                  "Chief", "President", "Prime", "Minister", "Mr", "Dr", "Sheikh", "Lieutenant", "Lt", "Gen"}
+# A name as written: capitalised words (titles stripped afterwards); "’s" and "-" around it are not part of it.
+_LEADER_WORD = r"(?:(?:al|el|bin|ibn)-?\s?)?[A-Z]\w*[a-z]\w*(?:-\w+)*"
+_LEADER_NAME = rf"(?P<p>{_LEADER_WORD}(?:\s+{_LEADER_WORD}){{0,4}})"
+_ROLE_NOUN = r"(?:commander|leader|head|chief|warlord|strongman|founder)"
+
+
+def _leader_patterns(forms: Sequence[str]) -> list[re.Pattern]:
+    x = "(?:" + "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)) + r")(?:\s*\([A-Z&]{2,8}\))?"
+    return [re.compile(p) for p in (
+        rf"\b{x}\s*,?\s*-?\s*(?:led|headed|commanded|run|founded)\s+by\s+{_LEADER_NAME}",    # X led by P
+        rf"\b{_LEADER_NAME}[’']s\s+(?:so-called\s+)?{x}",                                    # P's X
+        rf"\b{_LEADER_NAME},\s+(?:the\s+)?{_ROLE_NOUN}\s+of\s+(?:the\s+)?(?:so-called\s+)?{x}",  # P, the commander of X
+        rf"\b{x}\s+{_ROLE_NOUN}\s+{_LEADER_NAME}",                                           # X commander P
+        rf"\b{_ROLE_NOUN}\s+of\s+(?:the\s+)?(?:so-called\s+)?{x}\s*,?\s+{_LEADER_NAME}",     # leader of X, P
+    )]
+
+
+def _target_forms(target: str, texts: Sequence[str]) -> list[str]:
+    """The target as asked, and its long form or acronym where a quote spells both ("Libyan National Army (LNA)")."""
+    target = re.sub(r"^(?:the|its|their)\s+", "", target.strip(), flags=re.I)
+    forms = {target}
+    for text in texts:
+        for m in re.finditer(r"((?:[A-Z][\w’'-]*\s+){1,6}[A-Z][\w’'-]*)\s*\(([A-Z&]{2,8})\)", text):
+            long, acronym = m.group(1).strip(), m.group(2)
+            if target.lower() in (long.lower(), acronym.lower()):
+                forms |= {long, acronym}
+    return [f for f in forms if f]
+
+
+def _leaders_in_quotes(target: str, quotes: Iterable[tuple[str, Sequence[str]]]) -> list[Named]:
+    quotes = [(pid, list(pieces)) for pid, pieces in quotes]
+    if not target:
+        return []
+    patterns = _leader_patterns(_target_forms(target, [p for _, pieces in quotes for p in pieces]))
+    found: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}
+    for passage_id, pieces in quotes:
+        for piece in pieces:
+            for pattern in patterns:
+                for m in pattern.finditer(piece):
+                    words = m.group("p").split()
+                    while words and words[0] in _LEADER_TITLES:
+                        words = words[1:]
+                    if not words or any(w in _ORG_WORDS or w in _TIME_WORDS for w in words):
+                        continue
+                    key = words[-1].lower().removeprefix("al-")
+                    if len(" ".join(words)) > len(shown.get(key, "")):
+                        shown[key] = " ".join(words)
+                    ids = found.setdefault(key, [])
+                    if passage_id not in ids:
+                        ids.append(passage_id)
+    return [Named(shown[key], tuple(ids)) for key, ids in found.items()]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .inert import clean
 from .links import safe_url
 from .quotes import Quote
-from .store import Located, PassageRecord
+from .store import BuildRecord, Located, PassageRecord
+
+if TYPE_CHECKING:
+    from .desk import Answer, Result
 
 __all__ = (
     "escape_markdown",
@@ -19,6 +23,11 @@ __all__ = (
     "source_line",
     "also_in_line",
     "result_markdown",
+    "same_statement",
+    "Block",
+    "answer_blocks",
+    "answer_head",
+    "footer_line",
     "answer_markdown",
     "answer_to_dict",
     "abstention_markdown",
@@ -117,8 +126,8 @@ def place_label(place: Located, link: bool = True, escape: bool = True) -> str:
     return f"*{escape_field(article.title)}*" if escape else f"*{article.title}*"
 
 
-def source_line(record: PassageRecord, escape: bool = True) -> str:
-    """— Title (linked) · outlet · date · ¶N · `id`: where the passage's primary copy stands."""
+def _place_text(record: PassageRecord, escape: bool) -> str:
+    """Title (linked) · outlet · by author · date · ¶N · `id`: where the passage's primary copy stands."""
     primary = record.places[0]
     esc = escape_field if escape else str
     parts = [place_label(primary, escape=escape)]
@@ -130,7 +139,12 @@ def source_line(record: PassageRecord, escape: bool = True) -> str:
         parts.append(esc(primary.article.published))
     paragraph = f"¶{primary.paragraph}" + (f" (part {primary.part})" if primary.part > 1 else "")
     parts += [paragraph, f"`{record.id}`"]
-    return "— " + " · ".join(parts)
+    return " · ".join(parts)
+
+
+def source_line(record: PassageRecord, escape: bool = True) -> str:
+    """— Title (linked) · outlet · date · ¶N · `id`: where the passage's primary copy stands."""
+    return "— " + _place_text(record, escape)
 
 
 def also_in_line(record: PassageRecord, escape: bool = True, limit: int = 3) -> str | None:
@@ -149,8 +163,73 @@ def citation_line(record: PassageRecord, escape: bool = True, also_in_limit: int
     return source_line(record, escape) + (f"\n{also}" if also else "")
 
 
-def result_markdown(record: PassageRecord, quote: Quote, escape: bool = True) -> str:
-    return quote_markdown(quote, escape) + "\n" + citation_line(record, escape)
+def also_reported_line(records: Sequence[PassageRecord], escape: bool = True) -> str | None:
+    """The other articles that carry the same statement in other words, or None."""
+    if not records:
+        return None
+    return "  also reported by: " + "; ".join(_place_text(r, escape) for r in records)
+
+
+def result_markdown(record: PassageRecord, quote: Quote, escape: bool = True,
+                    also_reported: Sequence[PassageRecord] = ()) -> str:
+    return quote_markdown(quote, escape) + "\n" + block_citation(record, escape, also_reported)
+
+
+def block_citation(record: PassageRecord, escape: bool = True, also_reported: Sequence[PassageRecord] = ()) -> str:
+    also = also_reported_line(also_reported, escape)
+    return citation_line(record, escape) + (f"\n{also}" if also else "")
+
+
+# ----------------------------------------------------------------------------------- near-duplicates
+
+_WORD = re.compile(r"\w+")
+
+
+def _words(quote: Quote) -> set[str]:
+    return {w.lower() for piece in quote.pieces for w in _WORD.findall(piece)}
+
+
+def same_statement(a: Quote, b: Quote) -> bool:
+    """Two shown quotes carry one statement: nearly all the shorter one's words are in the longer one,
+    and they share most of their words overall ("X also said that, “…”" and "X told Ajwa Net that “…”")."""
+    wa, wb = _words(a), _words(b)
+    if min(len(wa), len(wb)) < 8:
+        return False
+    common = len(wa & wb)
+    return common >= 0.85 * min(len(wa), len(wb)) and common >= 0.6 * len(wa | wb)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One quote of an answer and its citation; results[0] is quoted, the rest say the same elsewhere."""
+
+    quote: Quote
+    citation: str
+    results: tuple["Result", ...]
+    escape: bool = True
+
+    @property
+    def text(self) -> str:
+        return quote_markdown(self.quote, self.escape) + "\n" + self.citation
+
+
+def answer_blocks(results: Sequence["Result"], escape: bool = True) -> list[Block]:
+    """The results as quote blocks, in rank order; a quote repeating an earlier one's statement from another
+    article is folded into it as "also reported by"."""
+    groups: list[list["Result"]] = []
+    for result in results:
+        for group in groups:
+            if group[0].record.places[0].article.source != result.record.places[0].article.source \
+                    and same_statement(group[0].quote, result.quote):
+                group.append(result)
+                break
+        else:
+            groups.append([result])
+    blocks = []
+    for first, *others in groups:
+        citation = block_citation(first.record, escape, [r.record for r in others])
+        blocks.append(Block(first.quote, citation, (first, *others), escape))
+    return blocks
 
 
 def expansion_line(expanded: list[str], escape: bool = True) -> str | None:
@@ -166,27 +245,41 @@ def abstention_markdown(question: str, reason: str, escape: bool = True) -> str:
 
 
 def named_line(answer, escape: bool = True, shown: set[str] | None = None) -> str | None:
-    """For a list question: "Countries named in these quotes: Egypt (`id`) · UAE (`id`, `id`)".
+    """For a list question: "Countries named in these quotes: **Egypt** (`id`) · **UAE** (`id`)", each name
+    once, with the first passage that names it.
 
     shown limits it to the passages actually displayed (a page of a longer answer).
     """
     esc = _escaper(escape)
     named = [(n.name, [pid for pid in n.passage_ids if shown is None or pid in shown]) for n in answer.named]
-    named = [(name, ids) for name, ids in named if ids]
+    named = [(name, ids[0]) for name, ids in named if ids]
     if not named:
         return None
-    names = " · ".join(f"**{esc(name)}** (" + ", ".join(f"`{pid}`" for pid in ids) + ")" for name, ids in named)
+    names = " · ".join(f"**{esc(name)}** (`{pid}`)" for name, pid in named)
     return f"{answer.focus.capitalize()} named in these quotes: {names}"
 
 
-def answer_markdown(answer, escape: bool = True) -> str:
-    """The whole answer as one text: what `newsdesk ask` prints and what the bot's layout is built from."""
+def answer_head(answer: "Answer", shown: set[str] | None = None, escape: bool = True) -> list[str]:
+    """The lines above the quotes: the names a list question asks for, and the terms also searched."""
+    return [line for line in (named_line(answer, escape, shown), expansion_line(answer.search.expanded_terms, escape))
+            if line]
+
+
+def footer_line(build: BuildRecord, first: int | None = None, last: int | None = None) -> str:
+    """-# build … · results 1–5 · N passages indexed (small print on Discord)."""
+    shown = ""
+    if first is not None and last is not None:
+        shown = f" · result {first}" if first == last else f" · results {first}–{last}"
+    return f"-# {build.label}{shown} · {build.passages} passages indexed"
+
+
+def answer_markdown(answer: "Answer", escape: bool = True) -> str:
+    """The whole answer as one text: what `newsdesk ask` prints, and what the bot's layout fits into messages."""
     if answer.abstained:
         return abstention_markdown(answer.search.question, answer.abstained, escape)
-    blocks = [result_markdown(r.record, r.quote, escape) for r in answer.results]
-    headers = [line for line in (named_line(answer, escape), expansion_line(answer.search.expanded_terms, escape)) if line]
-    footer = f"-# {answer.build.label} · {answer.build.passages} passages"
-    return "\n\n".join(headers + blocks + [footer])
+    blocks = [b.text for b in answer_blocks(answer.results, escape)]
+    footer = footer_line(answer.build, 1, len(answer.results))
+    return "\n\n".join(answer_head(answer, escape=escape) + blocks + [footer])
 
 
 def answer_to_dict(answer) -> dict:

@@ -113,7 +113,7 @@ class AskCog(commands.Cog):
             await interaction.followup.send(got, ephemeral=True)
             return
         page, _ = got
-        view = post_view([r.record.id for r in page.results])
+        view = post_view([r.record.id for r in page.quoted])
         await interaction.followup.send(page.content, view=view, ephemeral=True)
 
 
