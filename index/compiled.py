@@ -11,7 +11,7 @@ import logging
 from typing import Sequence
 
 from .analysis import Analyzer, SentenceSplitter
-from .bm25 import BM25Index
+from .bm25 import BM25Index, lines_blob
 from .search import ExpansionGroup, Searcher
 from .vocabulary import Vocabulary
 
@@ -34,10 +34,10 @@ def index_format(blobs: dict[str, bytes]) -> int | None:
 
 
 def to_blobs(index: BM25Index, passage_ids: Sequence[str], splitter: SentenceSplitter, analyzer: Analyzer,
-             expansions: Sequence[ExpansionGroup]) -> dict[str, bytes]:
+             expansions: Sequence[ExpansionGroup]) -> dict[str, bytes | memoryview]:
     blobs = index.to_arrays()
     blobs[_FORMAT] = str(INDEX_FORMAT).encode()
-    blobs[_IDS] = "\n".join(passage_ids).encode()
+    blobs[_IDS] = lines_blob(passage_ids)
     blobs[_SENTENCES] = splitter.to_json().encode()
     # The analysis tables, resolved at build time so that start-up does not stem them again.
     blobs[_TERM_MAP] = json.dumps(analyzer.term_map).encode()

@@ -84,6 +84,7 @@ class Newsdesk:
         self._refreshing = False
         self._last_refresh = time.monotonic()
         self._background: set[asyncio.Future] = set()
+        self._retiring: set[asyncio.TimerHandle] = set()     # old searchers waiting to be let go
 
     @property
     def db(self) -> Path:
@@ -143,6 +144,8 @@ class Newsdesk:
         self.notices += report.notes + [problem_line(p) for p in report.problems]
 
     async def close(self) -> None:
+        for handle in self._retiring:
+            handle.cancel()
         for task in list(self._background):
             task.cancel()
         if self._pending_votes:
@@ -212,10 +215,19 @@ class Newsdesk:
         task.add_done_callback(_log_failure)
 
     async def _swap(self, searcher: Searcher, build: BuildRecord) -> None:
-        old = [self.searcher]
-        self.searcher, self.build = searcher, build
-        # Freeing an index of a million passages (dicts of every term) takes tens of ms: not on the loop.
-        await asyncio.to_thread(old.clear)
+        old, self.searcher, self.build = self.searcher, searcher, build
+        if old is not None:
+            # Asks already running still use the old index. Held here a while longer, it is not freed by
+            # whichever of them finishes last (on the loop: a million-passage index takes ~100 ms to free)
+            # but emptied later, a slice at a time, in a worker thread.
+            handle = asyncio.get_running_loop().call_later(READER_GRACE_S, self._retire, old)
+            self._retiring.add(handle)
+
+    def _retire(self, old: Searcher) -> None:
+        self._retiring = {h for h in self._retiring if not h.cancelled() and h.when() > asyncio.get_running_loop().time()}
+        task = asyncio.ensure_future(asyncio.to_thread(old.release))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- rebuilding -----------------------------------------------------------------------------
 

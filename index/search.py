@@ -16,6 +16,7 @@ import numpy as np
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index
 from .errors import QueryError
+from .memory import release_gradually
 from .proximity import adjacency_bonus
 
 __all__ = ("Searcher", "SearchResult", "Hit", "Expansion", "SearchSettings", "ExpansionGroup", "expansion_table")
@@ -112,6 +113,12 @@ class Searcher:
                 for t in terms:
                     self._groups_of_term.setdefault(t, []).append(g)
         self._co_occurs: dict[tuple[str, ...], bool] = {}
+
+    def release(self) -> None:
+        """Empty the big Python structures a slice at a time (in a worker thread), once no search uses this
+        searcher any more: freed whole they would hold the GIL for as long as they take to free."""
+        release_gradually(self.passage_ids, self.index.vocabulary, self.index.term_ids, self.__dict__.pop("doc_of", {}),
+                          self._groups_of_term)
 
     @cached_property
     def doc_of(self) -> dict[str, int]:

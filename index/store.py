@@ -94,6 +94,9 @@ CREATE TABLE IF NOT EXISTS feedback (
 # A passage's primary place, the one its citation names: the earliest dated article, then by path.
 _PRIMARY_FIRST = "a.published IS NULL, a.published, a.source, o.paragraph"
 
+# Index blobs are written in pieces of this size (see Writer.replace_index).
+_BLOB_PIECE = 4 * 1024 * 1024
+
 # How long a reader waits on SQLite's own locks (only WAL recovery takes one a reader can meet).
 READ_BUSY_MS = 5_000
 
@@ -603,9 +606,16 @@ class Writer:
                                      list(names))
         return {name: bytes(data) for name, data in rows}
 
-    def replace_index(self, blobs: dict[str, bytes]) -> None:
+    def replace_index(self, blobs: dict[str, bytes | memoryview]) -> None:
+        """Each blob is written a piece at a time: handed to SQLite whole, a 100+ MB array is copied in one
+        call that holds the GIL (and stalls the bot's event loop) for as long."""
         self.conn.execute("DELETE FROM index_blobs")
-        self.conn.executemany("INSERT INTO index_blobs (name, data) VALUES (?, ?)", blobs.items())
+        for name, data in blobs.items():
+            view = memoryview(data).cast("B")
+            cursor = self.conn.execute("INSERT INTO index_blobs (name, data) VALUES (?, zeroblob(?))", (name, len(view)))
+            with self.conn.blobopen("index_blobs", "data", cursor.lastrowid or 0) as blob:
+                for start in range(0, len(view), _BLOB_PIECE):
+                    blob.write(view[start:start + _BLOB_PIECE])
 
     def add_build(self, corpus: str, analyzer: str, articles: int, passages: int, seconds: float, report: dict) -> int:
         cursor = self.conn.execute(
