@@ -256,7 +256,7 @@ class BM25Index:
 
 
 def _raw(values: np.ndarray, dtype: type) -> memoryview:
-    return memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B")
+    return np.ascontiguousarray(values, dtype=dtype).data.cast("B")
 
 
 def lines_blob(items: Sequence[str]) -> bytes:

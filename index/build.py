@@ -444,7 +444,7 @@ def _write_articles(writer: Writer, articles: list[Article], digests: dict[str, 
 
 
 def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, places: list[list[str]],
-             params: BM25Params, report: Progress) -> tuple[Searcher, dict[str, bytes]]:
+             params: BM25Params, report: Progress) -> tuple[Searcher, dict[str, bytes | memoryview]]:
     """The BM25 index over every passage: its own words, then its article's title and section heading.
 
     The title and heading are context (issue: headings are "context for the paragraphs under them"):

@@ -123,7 +123,8 @@ def aggregator_config(node_dir: Path, api: int, sql: int, layout_nodes: list[Nod
 
 
 def _free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
     try:
         while len(ports) < count:
             s = socket.socket()

@@ -95,12 +95,12 @@ class ClusterSearcher(Searcher):
         pass                     # per query, in _rank
 
     def search(self, question: str, k: int = 5, offset: int = 0, within: set[str] | None = None,
-               **options: Any) -> SearchResult:
+               context: str | None = None) -> SearchResult:
         if within is not None:
             raise QueryError("Searching within one article is not available with a search cluster yet.",
                              "Ask without --source, or use the embedded index (--search embedded).")
         self._local.missing = ()
-        result = super().search(question, k, offset, within, **options)
+        result = super().search(question, k, offset, within, context)
         result.partial_shards = tuple(self._local.missing)
         return result
 
@@ -134,7 +134,8 @@ class ClusterSearcher(Searcher):
         docs, scores = docs[order], scores[order]
         if not len(docs) or not self.settings.proximity_weight:
             return [(int(d), float(s)) for d, s in zip(docs[:depth], scores[:depth])]
-        scores = scores + adjacency_bonus(window, docs, ids) * self.settings.proximity_weight  # type: ignore[arg-type]
+        bonus: np.ndarray = adjacency_bonus(window, docs, ids)  # type: ignore[arg-type]  # a window, not a BM25Index
+        scores = scores + bonus * self.settings.proximity_weight
         final = np.lexsort((docs, -scores))[:depth]
         return [(int(docs[i]), float(scores[i])) for i in final]
 
@@ -292,14 +293,15 @@ class ClusterDesk(Newsdesk):
         await self.reload()
         return report
 
-    async def ask(self, question: str, k: int = 5, offset: int = 0, source: str | None = None) -> Answer:
+    async def ask(self, question: str, k: int = 5, offset: int = 0, source: str | None = None,
+                  context: str | None = None) -> Answer:
         if source:
             raise QueryError("Searching within one article is not available with a search cluster yet.",
                              "Ask without --source, or use the embedded index (--search embedded).")
         searcher, build = self._loaded()
         self._notice_other_builds()
         started = time.perf_counter()
-        result = await asyncio.to_thread(searcher.search, question, k, offset, None)
+        result = await asyncio.to_thread(searcher.search, question, k, offset, None, context)
         ids = [hit.passage_id for hit in result.hits]
         records = searcher.records(ids) if isinstance(searcher, ClusterSearcher) else {}
         if len(records) < len(ids):

@@ -290,7 +290,8 @@ class Reader:
                 db = await aiosqlite.connect(_ro_uri(path, immutable), uri=True, isolation_level=None)
                 await db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
                 async with db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'builds'") as cursor:
-                    has_tables = (await cursor.fetchone())[0]
+                    row = await cursor.fetchone()
+                has_tables = bool(row and row[0])
                 break
             except sqlite3.Error as e:
                 if db is not None:
@@ -311,7 +312,7 @@ class Reader:
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         try:
             async with self._db.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+                return [tuple(row) for row in await cursor.fetchall()]
         except sqlite3.Error as e:
             raise await _explained(self.path, e) from e
 
