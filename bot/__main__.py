@@ -27,6 +27,11 @@ NO_TOKEN = "Error: DISCORD_TOKEN is not set. Put the bot's token in the environm
 REJECTED = "Error: Discord rejected the token in DISCORD_TOKEN. Copy it again from the Developer Portal (Bot → Token)."
 
 
+# Gateway close codes after which Discord will not take the bot back (discord.py re-raises them).
+_FATAL_CLOSES = {4010: "invalid shard", 4011: "sharding required", 4012: "invalid API version",
+                 4013: "invalid intents"}
+
+
 def _fail(line: str) -> int:
     print(line, file=sys.stderr)
     return 1
@@ -80,6 +85,13 @@ async def run(config: Config) -> int:
             await bot.start(config.token or "")
     except discord.LoginFailure:
         return _fail(REJECTED)
+    except discord.ConnectionClosed as e:
+        # A fatal close (bad token, invalid shard or intents, API version): discord.py does not reconnect.
+        if e.code == 4004:
+            return _fail(REJECTED)
+        why = _FATAL_CLOSES.get(e.code, e.reason or "")
+        return _fail(f"Error: Discord closed the gateway connection (code {e.code}" + (f": {why}" if why else "")
+                     + ") and Newsdesk cannot reconnect.")
     except discord.PrivilegedIntentsRequired:
         return _fail("Error: Discord refused the gateway intents; Newsdesk needs no privileged intents.")
     except NewsdeskError as e:

@@ -23,7 +23,7 @@ from .config import Config
 from .limits import PostLimits
 
 __all__ = ("NewsdeskBot", "NewsdeskTree", "EXTENSIONS", "apply_endpoints", "error_message", "reply_error",
-           "report_error", "track")
+           "report_error", "deliver", "track")
 
 _log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ EXTENSIONS = ("bot.cogs.ask", "bot.cogs.admin", "bot.cogs.info", "bot.cogs.inges
 GENERIC_ERROR = "Something went wrong on Newsdesk's side while doing that. It has been logged; please try again later."
 DISCORD_ERROR = "Discord did not accept Newsdesk's reply (Discord's side failed). Please try again in a moment."
 CLOSING = "Newsdesk is restarting. Please try again in a minute."
+# discord.py retries a failing edit for about 25 s; past this the answer goes out as a followup instead.
+EDIT_DEADLINE_S = 8.0
 
 
 def apply_endpoints(config: Config) -> None:
@@ -89,6 +91,16 @@ async def reply_error(interaction: discord.Interaction, text: str) -> None:
         await interaction.followup.send(text, ephemeral=True)
     except discord.HTTPException as e:
         _log.warning("Could not tell user %s about an error: %s", interaction.user.id, e)
+
+
+async def deliver(interaction: discord.Interaction, content: str, view: discord.ui.View) -> discord.Message:
+    """Put the answer in place of "thinking…"; when Discord fails that edit, send the same answer as a followup
+    (the first followup after a defer takes the "thinking…" message's place), so a computed answer is not lost."""
+    try:
+        return await asyncio.wait_for(interaction.edit_original_response(content=content, view=view), EDIT_DEADLINE_S)
+    except (discord.DiscordServerError, asyncio.TimeoutError) as e:
+        _log.warning("Editing the answer failed (%r); sending it as a followup", e)
+        return await interaction.followup.send(content, view=view, wait=True)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:

@@ -209,6 +209,7 @@ class FakeDiscord:
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.channels: dict[int, dict[str, Any]] = {}   # threads the bot created (id -> channel payload)
         self.cdn: dict[int, tuple[bytes, str]] = {}     # attachment id -> (bytes, content type), served by _cdn
+        self.faults: list[list[Any]] = []               # [method, path pattern, status, times left or None]
         self._dm_channels: dict[int, int] = {}
         self._command_ids: dict[tuple[int | None, int, str], int] = {}
         self._interactions: dict[int, _Interaction] = {}
@@ -860,7 +861,23 @@ class FakeDiscord:
             return web.Response(status=404, text="Not Found")
         return web.Response(status=200, body=data, headers={"Content-Type": content_type})
 
+    def fail(self, method: str, path: str, status: int = 503, times: int | None = None) -> None:
+        """Answer requests matching method and path (a regex over the path after /api/v10) with status instead:
+        every time, or only the next `times`. Discord's own outages: 503 on PATCH …/messages/@original."""
+        self.faults.append([method, re.compile(path), status, times])
+
+    async def close_gateway(self, code: int, reason: str = "") -> None:
+        """Close the bot's live gateway connection with a close code (4004: authentication failed)."""
+        conn = self._active or self.connections[-1]
+        await conn.ws.close(code=code, message=reason.encode())
+
     def _route(self, rec: RecordedRequest) -> tuple[int, Any]:
+        for fault in self.faults:
+            method, pattern, status, times = fault
+            if method == rec.method and pattern.fullmatch(rec.path) and times != 0:
+                if times is not None:
+                    fault[3] = times - 1
+                return _error(status, 0, f"{status}: Service Unavailable")
         for method, pattern, handler, auth in self._routes:
             match = pattern.fullmatch(rec.path)
             if match and method == rec.method:

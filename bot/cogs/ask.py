@@ -13,7 +13,7 @@ from index.render import escape_markdown
 from index.search import MAX_QUESTION_CHARS
 
 from .. import layout, limits, threads
-from ..app import NewsdeskBot, reply_error
+from ..app import NewsdeskBot, deliver, reply_error
 from ..views import PERSISTENT_ITEMS, answer_view, ask_page, post_view
 
 __all__ = ("AskCog", "setup")
@@ -77,7 +77,7 @@ class AskCog(commands.Cog):
         page, has_more = got
         discuss = not private and isinstance(interaction.channel, discord.TextChannel)
         view = answer_view(interaction.user.id, len(page.results), k, source_key, has_more, discuss=discuss)
-        message = await interaction.edit_original_response(content=page.content, view=view)
+        message = await deliver(interaction, page.content, view)
         if thread and discuss and await limits.allow_public_post(interaction):
             await threads.open_discussion(message, question)
 
