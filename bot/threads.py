@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from typing import Literal
+
 import discord
 
 from index.inert import clean
@@ -15,7 +17,7 @@ __all__ = ("open_discussion", "thread_question", "how_to_follow_up")
 _log = logging.getLogger(__name__)
 
 THREAD_NAME_LIMIT = 100
-ARCHIVE_AFTER_MINUTES = 1440
+ARCHIVE_AFTER_MINUTES: Literal[60, 1440, 4320, 10080] = 1440
 
 
 def how_to_follow_up(me: discord.abc.User | None) -> str:

@@ -118,7 +118,7 @@ class MoreButton(_Persistent, template=r"nd:more:(?P<asker>\d+):(?P<offset>\d+):
         return len(f"nd:more:{2**64}:{10**6}:10:{source or ''}") <= CUSTOM_ID_LIMIT
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /):
         return cls(int(match["asker"]), int(match["offset"]), int(match["k"]), match["source"])
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
@@ -159,7 +159,7 @@ class CiteButton(_Persistent, template=r"nd:cite"):
                                            custom_id="nd:cite"))
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /):
         return cls()
 
     async def run(self, interaction: discord.Interaction) -> None:
@@ -181,7 +181,7 @@ class VoteButton(_Persistent, template=r"nd:vote:(?P<vote>up|down)"):
         self.vote = +1 if vote == "up" else -1
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /):
         return cls(match["vote"])
 
     async def run(self, interaction: discord.Interaction) -> None:
@@ -254,7 +254,7 @@ class PostButton(_Persistent, template=r"nd:post:(?P<pid>[a-z0-9]+)"):
         self.passage_id = passage_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /):
         return cls(match["pid"])
 
     async def run(self, interaction: discord.Interaction) -> None:
@@ -293,7 +293,7 @@ class SourcesButton(_Persistent, template=r"nd:src:(?P<owner>\d+):(?P<offset>\d+
         self.owner, self.offset = owner, offset
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /):
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /):
         return cls(int(match["owner"]), int(match["offset"]), match["way"])
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:

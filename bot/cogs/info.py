@@ -8,6 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from index.errors import IndexNotBuilt
+
 from .. import layout
 from ..app import NewsdeskBot
 from ..views import sources_message
@@ -33,6 +35,8 @@ class InfoCog(commands.Cog):
     async def about(self, interaction: discord.Interaction) -> None:
         """How big the corpus is, which index build answers, and how to cite a passage."""
         desk = self.bot.desk
+        if desk.build is None:
+            raise IndexNotBuilt("The index is not loaded yet.", "Try again in a minute.")
         articles = await desk.count_articles()
         await interaction.response.send_message(layout.about_text(desk.build, articles), ephemeral=True)
 

@@ -120,8 +120,11 @@ class MentionCog(commands.Cog):
     @staticmethod
     async def _reply(message: discord.Message, content: str, view: discord.ui.View | None = None) -> None:
         # AllowedMentions.none() (the bot's default) also keeps the reply from pinging its author.
-        kwargs = {"view": view} if view is not None else {}
-        await message.reply(content, mention_author=False, allowed_mentions=discord.AllowedMentions.none(), **kwargs)
+        if view is None:
+            await message.reply(content, mention_author=False, allowed_mentions=discord.AllowedMentions.none())
+        else:
+            await message.reply(content, mention_author=False, allowed_mentions=discord.AllowedMentions.none(),
+                                view=view)
 
 
 async def _referenced(message: discord.Message) -> discord.Message | None:
