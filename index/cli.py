@@ -117,9 +117,10 @@ def _parser() -> argparse.ArgumentParser:
     repair.add_argument("--json", action="store_true", help="print the report as JSON")
     _storage_options(repair)
 
-    ev = add(sub, "eval", _eval, "Measure retrieval: hit@1/3/5/20, MRR@10 and latency over a question file.",
-             "newsdesk eval questions.jsonl --corpus corpus.jsonl")
-    ev.add_argument("questions", type=Path, help='JSON lines: {"q": question, "any": [expected substring, ...]}')
+    ev = add(sub, "eval", _eval, "Measure retrieval: hit@1/3/5/20, MRR@10 and latency over a question file; "
+             "nDCG@10 and recall@100 too over a BEIR folder.", "newsdesk eval questions.jsonl --corpus corpus.jsonl")
+    ev.add_argument("questions", type=Path, help='JSON lines: {"q": question, "any": [expected substring, ...]}; '
+                    "or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv; needs pip install 'newsdesk[eval]')")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.add_argument("--misses", type=int, default=0, metavar="N", help="also list the first N questions missed at 1")
     _storage_options(ev)
@@ -319,13 +320,17 @@ def _hard_exit(code: int) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, load_questions
+    from .evaluate import evaluate, evaluate_beir, is_beir, load_beir, load_questions
 
     async def go() -> int:
-        questions = load_questions(args.questions)
+        # A BEIR folder brings its own corpus (corpus.jsonl) unless --corpus says otherwise.
+        beir = load_beir(args.questions) if is_beir(args.questions) else None
+        questions = [] if beir else load_questions(args.questions)
+        if beir and args.corpus is None:
+            args.corpus = beir.corpus
         desk = await _open(args)
         async with desk:
-            report = await evaluate(desk, questions)
+            report = await (evaluate_beir(desk, beir) if beir else evaluate(desk, questions))
             passages = desk.build.passages if desk.build else 0
         if args.json:
             print(json.dumps(report.to_dict(), indent=2))
