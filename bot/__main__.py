@@ -18,6 +18,7 @@ from index.errors import NewsdeskError
 from .app import NewsdeskBot, apply_endpoints
 from .checks import is_operator_command
 from .config import Config, ConfigError
+from .shards import make_bot
 
 __all__ = ("main", "sync_commands", "run", "sync")
 
@@ -77,7 +78,7 @@ def sync_commands(guild_id: int | None = None) -> int:
 async def run(config: Config) -> int:
     """Log in, connect and serve until closed; start-up failures become one line on stderr."""
     apply_endpoints(config)
-    bot = NewsdeskBot(config)
+    bot = make_bot(config)
     loop = asyncio.get_running_loop()
     signals = [s for s in (signal.SIGTERM, signal.SIGINT) if _on_signal(loop, s, bot)]
     try:

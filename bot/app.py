@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import discord
 import yarl
@@ -147,7 +148,7 @@ class NewsdeskBot(commands.Bot):
     includes the text of messages that mention the bot, which is all bot.cogs.mention reads.
     """
 
-    def __init__(self, config: Config, *, open_index: bool = True) -> None:
+    def __init__(self, config: Config, *, open_index: bool = True, **options: Any) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False   # text only: no voice warnings
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -156,6 +157,7 @@ class NewsdeskBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=NewsdeskTree,
             guild_ready_timeout=config.guild_ready_timeout,
+            **options,                          # shard_count, shard_ids (bot.shards)
         )
         self.config = config
         self.open_index = open_index

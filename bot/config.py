@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Literal, Mapping
 
 from index.config import Settings, default_corpus, environment, read_dotenv
 
@@ -37,11 +37,17 @@ class Config:
     sources_per_page: int = 10
     drain_timeout: float = 8.0          # on shutdown, how long in-flight commands may take to finish
     guild_ready_timeout: float = 2.0
+    shards: int | Literal["auto"] | None = None   # None: one gateway connection (commands.Bot)
+    shard_ids: tuple[int, ...] | None = None       # the shards this process runs; None: all of them
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards is not None
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env"), **overrides) -> "Config":
         """Read DISCORD_TOKEN, NEWSDESK_DB, NEWSDESK_CORPUS, NEWSDESK_GUILD_ID, NEWSDESK_ADMIN_GUILDS,
-        DISCORD_API_BASE, DISCORD_GATEWAY_URL.
+        DISCORD_API_BASE, DISCORD_GATEWAY_URL, NEWSDESK_SHARDS, NEWSDESK_SHARD_IDS.
 
         The environment wins over the .env file; keyword overrides (None is ignored) win over both.
         """
@@ -58,10 +64,11 @@ class Config:
         if not all(part.isdigit() for part in admins):
             raise ConfigError("NEWSDESK_ADMIN_GUILDS must be server IDs (digits) separated by commas, "
                               f"not {get('NEWSDESK_ADMIN_GUILDS')!r}.")
+        shards, shard_ids = _shards(get("NEWSDESK_SHARDS"), get("NEWSDESK_SHARD_IDS"))
         # The engine's own resolution, so the bot and the CLI always agree on the database of a corpus.
         where = Settings.resolve(corpus=overrides.pop("corpus", None), db=overrides.pop("db", None),
                                  env=values, dotenv=None)
-        settings = {
+        settings: dict[str, Any] = {
             "token": get("DISCORD_TOKEN"),
             "db": where.db,
             "corpus": where.corpus,
@@ -69,6 +76,33 @@ class Config:
             "admin_guilds": frozenset(int(part) for part in admins),
             "api_base": (get("DISCORD_API_BASE") or "").rstrip("/") or None,
             "gateway_url": get("DISCORD_GATEWAY_URL"),
+            "shards": shards,
+            "shard_ids": shard_ids,
         }
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
+
+
+def _shards(count: str | None, ids: str | None) -> tuple[int | Literal["auto"] | None, tuple[int, ...] | None]:
+    """NEWSDESK_SHARDS (a count, or `auto`: Discord's recommendation) and NEWSDESK_SHARD_IDS (this process's slice)."""
+    shards: int | Literal["auto"] | None
+    if count is None:
+        shards = None
+    elif count.lower() == "auto":
+        shards = "auto"
+    elif count.isdigit() and int(count) > 0:
+        shards = int(count)
+    else:
+        raise ConfigError(f"NEWSDESK_SHARDS must be a number of shards (1 or more) or auto, not {count!r}.")
+    if ids is None:
+        return shards, None
+    if not isinstance(shards, int):
+        # Every process must agree on the count, or guilds would be split two ways.
+        raise ConfigError("NEWSDESK_SHARD_IDS needs NEWSDESK_SHARDS set to the total number of shards "
+                          "(the same in every process); it is " + (repr(count) if count else "not set") + ".")
+    parts = [part.strip() for part in ids.split(",")]
+    numbers = [int(part) for part in parts if part.isdigit()]
+    if len(numbers) < len(parts) or len(set(numbers)) < len(numbers) or max(numbers) >= shards:
+        raise ConfigError(f"NEWSDESK_SHARD_IDS must be distinct shard numbers from 0 to {shards - 1} separated "
+                          f"by commas, not {ids!r}.")
+    return shards, tuple(sorted(numbers))

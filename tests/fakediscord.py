@@ -95,6 +95,9 @@ STRANGER = FakeUser(1300000000000001003, "stranger")
 # A member with Manage Server who does not own the application (an admin of some server the bot is in).
 MANAGER = FakeUser(1300000000000001004, "manager", MEMBER_PERMISSIONS | discord.Permissions(manage_guild=True).value)
 OTHER_GUILD_ID = 1300000000000000101   # a second server, for interactions from elsewhere
+# A server the bot may be in (fake.other_guilds) that Discord puts on shard 1 of 2: (id >> 22) % 2 == 1.
+# GUILD_ID is on shard 0.
+SHARD1_GUILD_ID = GUILD_ID + (1 << 22)
 
 
 def new_user(username: str, permissions: int = MEMBER_PERMISSIONS, role_ids: tuple[int, ...] = ()) -> FakeUser:
@@ -131,6 +134,7 @@ class GatewayFrame:
     op: int
     d: Any
     connection: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -156,6 +160,7 @@ class _GatewayConnection:
         self.compressed = compress
         self.session_id: str | None = None
         self.intents = 0
+        self.shard: tuple[int, int] = (0, 1)   # [shard_id, shard_count] from IDENTIFY
         self._zlib = zlib.compressobj() if compress else None
         # compressobj is stateful: frames must be compressed and written in the same order.
         self._lock = asyncio.Lock()
@@ -187,12 +192,15 @@ class FakeDiscord:
     """REST + gateway fake; start it, point discord.py at it with patch(), drive it with dispatch()."""
 
     def __init__(self, token: str = "test-token", *, app_id: int = APP_ID, ack_deadline: float = 3.0,
-                 heartbeat_interval_ms: int = 41250, privileged_intents: int = 0) -> None:
+                 heartbeat_interval_ms: int = 41250, privileged_intents: int = 0, shards: int = 1,
+                 max_concurrency: int = 1) -> None:
         self.token = token
         self.app_id = app_id
         self.ack_deadline = ack_deadline  # seconds from dispatch; mutable per test
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.privileged_intents = privileged_intents  # which privileged intents the "portal" enabled
+        self.shards, self.max_concurrency = shards, max_concurrency   # what GET /gateway/bot recommends
+        self.other_guilds: list[int] = []   # more servers the bot is in; each arrives on the shard that owns it
         self.bot_user = FakeUser(app_id, "Newsdesk", BOT_PERMISSIONS, bot=True)
         self.guild_id, self.channel_id = GUILD_ID, CHANNEL_ID
         self.members = [self.bot_user, ADMIN, MEMBER, STRANGER, MANAGER]
@@ -401,18 +409,25 @@ class FakeDiscord:
                 await conn.ws.close(code=4004, message=b"Authentication failed.")
             elif d.get("intents", 0) & PRIVILEGED_INTENTS & ~self.privileged_intents:
                 await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+            elif not 0 <= (shard := tuple(d.get("shard") or (0, 1)))[0] < shard[1]:
+                await conn.ws.close(code=4010, message=b"Invalid shard.")
             else:
                 conn.session_id = secrets.token_hex(16)
                 conn.intents = d.get("intents", 0)
+                conn.shard = (int(shard[0]), int(shard[1]))
                 self._sessions[conn.session_id] = 0
                 self._active = conn
-                await self._send_dispatch(conn, "READY", self._ready_payload(conn.session_id, d.get("shard")))
-                await self._send_dispatch(conn, "GUILD_CREATE", self._guild_payload(d.get("intents", 0)))
+                guilds = [g for g in (self.guild_id, *self.other_guilds)
+                          if self.shard_of(g, conn.shard[1]) == conn.shard[0]]
+                await self._send_dispatch(conn, "READY", self._ready_payload(conn.session_id, d.get("shard"), guilds))
+                for guild in guilds:
+                    await self._send_dispatch(conn, "GUILD_CREATE", self._guild_payload(d.get("intents", 0), guild))
         elif op == 6:  # RESUME
             if d.get("token") == self.token and d.get("session_id") in self._sessions:
                 conn.session_id = d["session_id"]
                 conn.intents = next((c.intents for c in self.connections if c.session_id == conn.session_id
                                      and c.intents), 0)
+                conn.shard = next((c.shard for c in self.connections if c.session_id == conn.session_id), conn.shard)
                 self._active = conn
                 await self._send_dispatch(conn, "RESUMED", {})
             else:
@@ -432,11 +447,27 @@ class FakeDiscord:
         await conn.send({"op": 0, "t": event, "s": seq, "d": payload})
         return seq
 
+    @staticmethod
+    def shard_of(guild_id: int, shard_count: int) -> int:
+        """Discord's rule: which shard receives a server's events."""
+        return (guild_id >> 22) % shard_count
+
+    def connection_for(self, guild_id: int | str | None) -> _GatewayConnection | None:
+        """The live session whose shard owns this server (DMs: shard 0); the latest session first."""
+        live = [c for c in (self._active, *reversed(self.connections))
+                if c is not None and c.session_id is not None and not c.ws.closed]
+        for conn in live:
+            if (self.shard_of(int(guild_id), conn.shard[1]) if guild_id else 0) == conn.shard[0]:
+                return conn
+        return None
+
     async def dispatch(self, event: str, payload: dict[str, Any]) -> int:
-        """Send a DISPATCH to the live session; returns its seq. Starts the ack clock for interactions."""
-        conn = self._active
-        if conn is None or conn.ws.closed:
-            raise RuntimeError("no identified gateway connection to dispatch on (is the bot running and ready?)")
+        """Send a DISPATCH to the live session of the shard owning payload's guild_id; returns its seq.
+        Starts the ack clock for interactions."""
+        conn = self.connection_for(payload.get("guild_id"))
+        if conn is None:
+            raise RuntimeError("no identified gateway connection to dispatch on (is the bot running and ready, "
+                               "on the shard owning this server?)")
         if event == "INTERACTION_CREATE":
             self._track_interaction(payload).dispatched_at = time.monotonic()
         return await self._send_dispatch(conn, event, payload)
@@ -472,11 +503,11 @@ class FakeDiscord:
                 "team": team, "summary": "", "rpc_origins": [], "tags": []}
 
     def _gateway_bot_payload(self) -> dict[str, Any]:
-        return {"url": self.gateway_url, "shards": 1, "session_start_limit": {
-            "total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1}}
+        return {"url": self.gateway_url, "shards": self.shards, "session_start_limit": {
+            "total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": self.max_concurrency}}
 
-    def _ready_payload(self, session_id: str, shard: list[int] | None) -> dict[str, Any]:
-        return {"v": 10, "user": self._me_payload(), "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+    def _ready_payload(self, session_id: str, shard: list[int] | None, guilds: list[int]) -> dict[str, Any]:
+        return {"v": 10, "user": self._me_payload(), "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
                 "session_id": session_id, "resume_gateway_url": self.gateway_url, "shard": shard or [0, 1],
                 "application": {"id": str(self.app_id), "flags": 0}, "private_channels": [], "relationships": []}
 
@@ -485,8 +516,12 @@ class FakeDiscord:
                 "guild_id": str(self.guild_id), "permission_overwrites": [], "nsfw": False, "topic": None,
                 "last_message_id": None, "rate_limit_per_user": 0, "parent_id": None, "flags": 0}
 
-    def _guild_payload(self, intents: int) -> dict[str, Any]:
-        everyone = {"id": str(self.guild_id), "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS),
+    def _guild_payload(self, intents: int, guild_id: int | None = None) -> dict[str, Any]:
+        guild = self.guild_id if guild_id is None else guild_id
+        # Another server's channel has id guild + 1000, as in interactions from it (chat_input(guild_id=...)).
+        channel = self.channel_payload() if guild == self.guild_id else \
+            {**self.channel_payload(), "id": str(guild + 1000), "guild_id": str(guild)}
+        everyone = {"id": str(guild), "name": "@everyone", "permissions": str(MEMBER_PERMISSIONS),
                     "position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
         admin_perms = discord.Permissions(administrator=True, manage_guild=True).value
         admin = {**everyone, "id": str(ADMIN_ROLE_ID), "name": "Admin", "permissions": str(admin_perms),
@@ -494,10 +529,13 @@ class FakeDiscord:
         # Without the GUILD_MEMBERS intent Discord only sends the bot's own member.
         users = self.members if intents & discord.Intents(members=True).value else [self.bot_user]
         members = [{k: v for k, v in u.member_payload().items() if k != "permissions"} for u in users]
-        return {"id": str(self.guild_id), "name": "Newsdesk Test Guild", "owner_id": str(ADMIN.id),
+        threads = [copy.deepcopy(t) for t in self.channels.values()
+                   if t.get("type") == PUBLIC_THREAD and t.get("guild_id") == str(guild)]
+        return {"id": str(guild), "name": "Newsdesk Test Guild" if guild == self.guild_id else f"Server {guild}",
+                "owner_id": str(ADMIN.id),
                 "unavailable": False, "member_count": len(self.members), "large": False, "roles": [everyone, admin],
-                "channels": [self.channel_payload()], "members": members,
-                "threads": [copy.deepcopy(t) for t in self.channels.values() if t.get("type") == PUBLIC_THREAD], "emojis": [],
+                "channels": [channel], "members": members,
+                "threads": threads, "emojis": [],
                 "stickers": [], "features": [], "voice_states": [], "presences": [], "stage_instances": [],
                 "guild_scheduled_events": [], "soundboard_sounds": [], "preferred_locale": "en-US",
                 "joined_at": JOINED_AT, "icon": None, "verification_level": 0, "default_message_notifications": 0,
