@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, TypeVar
 
 from . import build as building
 from .build import BuildReport, Cancellation, Progress, problem_line
@@ -26,7 +26,7 @@ from .listing import Named, focus_of, names_in_quotes
 from .quotes import Quote, select_quote
 from .inert import clean, inert
 from .search import Hit, Searcher, SearchResult
-from .store import ArticleInfo, BuildRecord, PassageRecord, Reader, Writer
+from .store import ArticleInfo, BuildRecord, PassageRecord, PendingAnswer, Reader, Writer
 
 if TYPE_CHECKING:   # imported where used: fetching needs aiohttp and trafilatura, answering does not
     from .feeds import Feed
@@ -34,12 +34,16 @@ if TYPE_CHECKING:   # imported where used: fetching needs aiohttp and trafilatur
     from .ingest import Added
     from .poll import FetchReport
 
-__all__ = ("Newsdesk", "Answer", "Result", "Settings")
+__all__ = ("Newsdesk", "Answer", "Result", "Settings", "PendingAnswer")
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # A vote waits this long for the write lock; past it, it is kept in memory and written after the rebuild.
 VOTE_WAIT_MS = 1_500
+# A pending-answer record waits this long: it sits on the way to an answer. Past it (a rebuild holds the write
+# lock) it is kept in memory and written after the rebuild, with the next record, or on closing.
+PENDING_WAIT_MS = 250
 # How long the build thread may keep the GIL while the event loop waits for it (Python's default: 5 ms).
 BUILD_SWITCH_INTERVAL_S = 0.001
 # How often use of the desk looks for a build committed by another process.
@@ -81,6 +85,9 @@ class Newsdesk:
         self._reader_inode: int | None = None
         self._rebuild_lock = asyncio.Lock()
         self._pending_votes: list[tuple[str, int, str, str, int]] = []
+        self._pending_writes: dict[str, PendingAnswer | None] = {}   # token -> to remember, or None: to forget
+        self._pending_here: set[str] = set()     # tokens this process remembered and has not forgotten
+        self._pending_lock = asyncio.Lock()      # writes in order: a forget never lands before its remember
         self._refreshing = False
         self._last_refresh = time.monotonic()
         self._background: set[asyncio.Future] = set()
@@ -152,6 +159,8 @@ class Newsdesk:
             await self._flush_votes(wait_ms=10_000)
             if self._pending_votes:
                 _log.warning("%d votes could not be written before closing", len(self._pending_votes))
+        if self._pending_writes and not await self._flush_pending(wait_ms=10_000):
+            _log.warning("%d pending-answer records could not be written before closing", len(self._pending_writes))
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
@@ -277,6 +286,7 @@ class Newsdesk:
             else:
                 self.build = built.build
         await self._flush_votes()
+        await self._flush_pending()
         return built
 
     # -- reading --------------------------------------------------------------------------------
@@ -441,19 +451,77 @@ class Newsdesk:
             return False
         return True
 
+    # -- answers pending at a crash ----------------------------------------------------------------
+
+    async def remember_pending(self, answer: PendingAnswer) -> bool:
+        """Record an answer left "thinking…" until forget_pending, so that a restart after a crash can
+        replace it with an apology. True when written now; False when a rebuild holds the write lock (it is
+        written as soon as the lock is free: a crash before then loses it)."""
+        self._pending_here.add(answer.token)
+        self._pending_writes[answer.token] = answer
+        return await self._flush_pending()
+
+    async def forget_pending(self, token: str) -> bool:
+        """The answer (or an error) has gone out. True when written now; False when kept for later."""
+        self._pending_here.discard(token)
+        self._pending_writes[token] = None
+        return await self._flush_pending()
+
+    async def stale_pending(self, max_age_s: float, shards: Iterable[int] | None = None) -> list[PendingAnswer]:
+        """Answers an earlier run left pending that are younger than max_age_s (their tokens still work), of
+        the given shards (None: all), oldest first; forget each once it is dealt with. Older ones, whoever
+        recorded them, are forgotten here. Raises DatabaseBusy when a rebuild holds the write lock past 10 s."""
+        await self._flush_pending()
+        since = time.time() - max_age_s
+        answers = await asyncio.to_thread(_take_pending, self.db, since, shards, 10_000)
+        return [a for a in answers if a.token not in self._pending_here]
+
+    async def _flush_pending(self, wait_ms: int = PENDING_WAIT_MS) -> bool:
+        async with self._pending_lock:
+            if not self._pending_writes:
+                return True
+            changes, self._pending_writes = self._pending_writes, {}
+            try:
+                await asyncio.to_thread(_write_pending, self.db, changes, wait_ms)
+            except DatabaseBusy:
+                changes.update(self._pending_writes)      # what came in meanwhile is newer
+                self._pending_writes = changes
+                _log.info("The database is busy (a rebuild); %d pending-answer records wait in memory", len(changes))
+                return False
+            return True
+
 
 def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None:
         _log.warning("Loading another process's build failed: %s", task.exception())
 
 
-def _write_votes(db: Path, votes: list[tuple[str, int, str, str, int]], wait_ms: int) -> None:
+def _written(db: Path, wait_ms: int, work: Callable[[Writer], _T]) -> _T:
+    """work(writer) in one transaction of a writer opened for it; DatabaseBusy past wait_ms."""
     writer = Writer.open(db, busy_ms=wait_ms)
     try:
         with writer.transaction():
-            writer.record_feedback(votes)
+            return work(writer)
     finally:
         writer.close()
+
+
+def _write_votes(db: Path, votes: list[tuple[str, int, str, str, int]], wait_ms: int) -> None:
+    _written(db, wait_ms, lambda writer: writer.record_feedback(votes))
+
+
+def _write_pending(db: Path, changes: dict[str, PendingAnswer | None], wait_ms: int) -> None:
+    _written(db, wait_ms, lambda writer: writer.write_pending(changes))
+
+
+def _take_pending(db: Path, since: float, shards: Iterable[int] | None, wait_ms: int) -> list[PendingAnswer]:
+    def take(writer: Writer) -> tuple[int, list[PendingAnswer]]:
+        return writer.forget_pending_before(since), writer.pending_answers(since, shards)
+
+    dropped, answers = _written(db, wait_ms, take)
+    if dropped:
+        _log.info("Forgot %d answers left pending too long ago to edit", dropped)
+    return answers
 
 
 def _cited_from(record: PassageRecord, source: str) -> PassageRecord:

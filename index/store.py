@@ -31,12 +31,14 @@ import aiosqlite
 from .errors import (BuildInterrupted, DatabaseBusy, DatabaseDamaged, DatabaseIsDirectory, DatabaseNotAFile, DatabasePermission,
                      DatabaseUnderFile, IndexNotBuilt, NewsdeskError, StoreError)
 
-__all__ = ("Reader", "Writer", "WriteLock", "ArticleInfo", "Located", "PassageRecord", "BuildRecord", "Salvage",
+__all__ = ("Reader", "Writer", "WriteLock", "ArticleInfo", "Located", "PassageRecord", "BuildRecord", "PendingAnswer",
+           "Salvage",
            "SCHEMA_VERSION", "check_path", "explain", "quick_check", "salvage", "swap_in", "is_damage")
 
 _log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2 added pending_answers. Every statement is IF NOT EXISTS, so running SCHEMA migrates an older file.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     source     TEXT PRIMARY KEY,      -- corpus-relative path, "#id" appended for a .jsonl line
@@ -89,6 +91,15 @@ CREATE TABLE IF NOT EXISTS feedback (
     vote       INTEGER NOT NULL CHECK (vote IN (-1, 1)),
     UNIQUE (user_id, passage_id, query)
 );
+CREATE TABLE IF NOT EXISTS pending_answers (
+    token          TEXT PRIMARY KEY,  -- the interaction token: with the application id, all an edit needs
+    application_id INTEGER NOT NULL,
+    created_at     REAL NOT NULL,     -- Unix time the interaction was created; its token lives 15 minutes
+    kind           TEXT NOT NULL,     -- what was asked: "ask", "Find sources", ...
+    ephemeral      INTEGER NOT NULL,
+    shard          INTEGER NOT NULL,  -- the gateway shard it came through: a bot process recovers only its own
+    question       TEXT               -- the question as asked, for the retry hint
+);
 """
 
 # A passage's primary place, the one its citation names: the earliest dated article, then by path.
@@ -126,6 +137,19 @@ class PassageRecord:
     id: str
     text: str
     places: tuple[Located, ...]   # first is the primary citation; the rest are "also in"
+
+
+@dataclass(frozen=True)
+class PendingAnswer:
+    """An interaction answered with "thinking…" whose answer has not gone out yet (bot start-up recovers it)."""
+
+    token: str
+    application_id: int
+    created_at: float
+    kind: str
+    ephemeral: bool = False
+    shard: int = 0
+    question: str | None = None
 
 
 @dataclass(frozen=True)
@@ -583,12 +607,12 @@ class Writer:
             "DELETE FROM passages WHERE id NOT IN (SELECT DISTINCT passage_id FROM occurrences)")
         return cursor.rowcount
 
-    def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None]]:
-        """(id, tokens, title, section) of every passage in ID order, the document order of the compiled
-        index; title and section are those of the passage's primary place (the one its citation names)."""
+    def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None, str]]:
+        """(id, tokens, title, section, article source) of every passage in ID order, the document order of
+        the compiled index; title, section and article are the passage's primary place's (its citation's)."""
         last = None
         for row in self.conn.execute(
-                f"""SELECT p.id, p.tokens, a.title, o.section
+                f"""SELECT p.id, p.tokens, a.title, o.section, a.source
                    FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
                    ORDER BY p.id, {_PRIMARY_FIRST}"""):
             if row[0] != last:
@@ -646,6 +670,30 @@ class Writer:
             """INSERT INTO feedback (at, user_id, passage_id, query, vote) VALUES (?, ?, ?, ?, ?)
                ON CONFLICT (user_id, passage_id, query) DO UPDATE SET vote = excluded.vote, at = excluded.at""",
             votes)
+
+    def write_pending(self, changes: dict[str, PendingAnswer | None]) -> None:
+        """token -> the answer to remember, or None to forget it."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO pending_answers (token, application_id, created_at, kind, ephemeral, shard, question) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(a.token, a.application_id, a.created_at, a.kind, int(a.ephemeral), a.shard, a.question)
+             for a in changes.values() if a is not None])
+        self.conn.executemany("DELETE FROM pending_answers WHERE token = ?",
+                              [(token,) for token, a in changes.items() if a is None])
+
+    def pending_answers(self, since: float, shards: Iterable[int] | None = None) -> list[PendingAnswer]:
+        """Remembered answers created at or after `since` (Unix time), of the given shards (None: all)."""
+        rows = self.conn.execute(
+            "SELECT token, application_id, created_at, kind, ephemeral, shard, question FROM pending_answers "
+            "WHERE created_at >= ? ORDER BY created_at", (since,)).fetchall()
+        wanted = None if shards is None else set(shards)
+        return [PendingAnswer(token, app, created, kind, bool(ephemeral), shard, question)
+                for token, app, created, kind, ephemeral, shard, question in rows
+                if wanted is None or shard in wanted]
+
+    def forget_pending_before(self, before: float) -> int:
+        """Drop answers created before `before`: their tokens are dead, whoever recorded them."""
+        return self.conn.execute("DELETE FROM pending_answers WHERE created_at < ?", (before,)).rowcount
 
     def restore(self, saved: "Salvage") -> None:
         """Put salvaged user data into a fresh database (inside a transaction)."""
