@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from index.config import Settings
-from index.desk import Newsdesk
+from index.desk import Newsdesk, PendingAnswer
 from index.errors import IndexNotBuilt, NewsdeskError
+from index.inert import clean
 from index.render import escape_markdown
 
 from . import checks
@@ -24,7 +27,7 @@ from .config import Config
 from .limits import PostLimits
 
 __all__ = ("NewsdeskBot", "NewsdeskTree", "EXTENSIONS", "apply_endpoints", "error_message", "reply_error",
-           "report_error", "deliver", "track")
+           "report_error", "deliver", "track", "defer_answer", "apology")
 
 _log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ DISCORD_ERROR = "Discord did not accept Newsdesk's reply (Discord's side failed)
 CLOSING = "Newsdesk is restarting. Please try again in a minute."
 # discord.py retries a failing edit for about 25 s; past this the answer goes out as a followup instead.
 EDIT_DEADLINE_S = 8.0
+# An interaction token works this long after the interaction was created; then "thinking…" can no longer change.
+TOKEN_LIFETIME_S = 15 * 60
+RESTARTED = "Newsdesk restarted before it could answer. "
+_LOADING = discord.MessageFlags.loading.flag
 
 
 def apply_endpoints(config: Config) -> None:
@@ -115,6 +122,27 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
     await reply_error(interaction, text)
 
 
+async def defer_answer(interaction: discord.Interaction, *, ephemeral: bool = False, question: str | None = None) -> None:
+    """Answer with "thinking…" and remember that an answer is owed until the task answering it ends (however
+    it ends, except cancelled): a bot restarted after a crash replaces a "thinking…" left behind with an
+    apology (NewsdeskBot.recover_pending). question: what to offer to ask again."""
+    await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+    client = interaction.client
+    if isinstance(client, NewsdeskBot):
+        await client.remember_pending(interaction, ephemeral, question)
+
+
+def apology(answer: PendingAnswer) -> str:
+    """What replaces a "thinking…" left by a crash: say so, and how to ask again."""
+    if answer.kind == "/ask" and answer.question:
+        return RESTARTED + "Please ask again: /ask " + escape_markdown(clean(answer.question, 200))
+    if answer.kind.startswith("/"):
+        return RESTARTED + f"Please run {answer.kind} again."
+    if answer.kind == "button":
+        return RESTARTED + "Please press the button again."
+    return RESTARTED + f"Please use {answer.kind} again."      # a context menu: "Find sources"
+
+
 def track(interaction: discord.Interaction) -> None:
     """Count the current task as in-flight work, so a shutdown lets it finish."""
     client = interaction.client
@@ -164,6 +192,7 @@ class NewsdeskBot(commands.Bot):
         self.closing = False
         self._desk: Newsdesk | None = None
         self._inflight: set[asyncio.Task] = set()
+        self._bookkeeping: set[asyncio.Task] = set()     # pending-answer recovery and forgetting
         self.post_limits = PostLimits(config.post_limit, config.channel_post_limit)
 
     @property
@@ -183,11 +212,92 @@ class NewsdeskBot(commands.Bot):
                 _log.info("%s", notice)
             if desk.build is not None:
                 _log.info("Index loaded: %s, %d passages", desk.build.label, desk.build.passages)
+            # Alongside connecting: an edit needs only the application id and the token.
+            self._background(self.recover_pending(), "recover-pending")
         for extension in EXTENSIONS:
             await self.load_extension(extension)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No text commands: mentions are answered by bot.cogs.mention (this skips process_commands)."""
+
+    # -- answers left "thinking…" by a crash ------------------------------------------------------
+
+    async def remember_pending(self, interaction: discord.Interaction, ephemeral: bool, question: str | None) -> None:
+        """Record the deferred interaction until the current task ends (see defer_answer)."""
+        task = asyncio.current_task()
+        if self._desk is None or task is None:
+            return
+        command = interaction.command
+        kind = "button" if command is None else command.name if isinstance(command, app_commands.ContextMenu) \
+            else "/" + command.qualified_name
+        answer = PendingAnswer(interaction.token, interaction.application_id, interaction.created_at.timestamp(),
+                               kind, ephemeral, self._shard_of(interaction), question)
+        try:
+            await self._desk.remember_pending(answer)
+        except NewsdeskError as e:      # bookkeeping never stands in the way of the answer
+            _log.warning("Could not record the pending answer to interaction %s: %s", interaction.id, e)
+            return
+        task.add_done_callback(lambda done: self._answered(done, answer.token))
+
+    def _answered(self, task: asyncio.Task, token: str) -> None:
+        # Cancelled (a crash, or shutdown past drain_timeout): "thinking…" stays, and the next start apologizes.
+        if not task.cancelled() and self._desk is not None:
+            self._background(self._forget(self._desk, token), "forget-pending")
+
+    @staticmethod
+    async def _forget(desk: Newsdesk, token: str) -> None:
+        try:
+            await desk.forget_pending(token)
+        except NewsdeskError as e:
+            _log.warning("Could not forget a pending answer: %s", e)
+
+    async def recover_pending(self) -> None:
+        """Edit each answer an earlier run left "thinking…" (token still alive) to an apology, then forget it;
+        the earlier ones are forgotten unedited. Only this process's shards: others may be running."""
+        desk = self._desk
+        if desk is None:
+            return
+        try:
+            answers = await desk.stale_pending(TOKEN_LIFETIME_S, self._own_shards())
+        except NewsdeskError as e:
+            _log.warning("Could not look for answers left pending by the last run: %s", e)
+            return
+        for answer in answers:
+            await self._apologize(answer)
+            await self._forget(desk, answer.token)
+        if answers:
+            _log.info("Told %d people whose answers were pending at the last stop to ask again", len(answers))
+
+    async def _apologize(self, answer: PendingAnswer) -> None:
+        # The interaction webhook's own endpoints, as discord.py's Interaction uses them ("@original" is literal:
+        # as a message id discord.py would percent-encode it).
+        route = functools.partial(discord.http.Route, path="/webhooks/{webhook_id}/{webhook_token}/messages/@original",
+                                  webhook_id=answer.application_id, webhook_token=answer.token)
+        try:
+            message = await self.http.request(route(method="GET"))
+            if not int(message.get("flags") or 0) & _LOADING:
+                return      # answered after all (the forget was not written before the crash): leave it be
+            await self.http.request(route(method="PATCH"), json={
+                "content": apology(answer), "components": [], "allowed_mentions": {"parse": []}})
+        except discord.HTTPException as e:        # gone, expired, or Discord failing: nothing more to do
+            _log.info("Could not edit an answer left pending (%s): %s", answer.kind, e)
+
+    def _shard_of(self, interaction: discord.Interaction) -> int:
+        """The shard Discord routes the interaction's server through (a DM comes through shard 0)."""
+        count = self.shard_count or 1
+        return (interaction.guild_id >> 22) % count if interaction.guild_id else 0
+
+    def _own_shards(self) -> list[int] | None:
+        ids = getattr(self, "shard_ids", None)            # an AutoShardedBot's slice, or None: all of them
+        if ids is None and self.shard_id is not None:
+            ids = [self.shard_id]
+        return None if ids is None else list(ids)
+
+    def _background(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._bookkeeping.add(task)
+        task.add_done_callback(self._bookkeeping.discard)
 
     def track(self, task: asyncio.Task | None) -> None:
         if task is not None:
@@ -206,6 +316,10 @@ class NewsdeskBot(commands.Bot):
             if late:
                 await asyncio.wait(late, timeout=1.0)
         await super().close()
+        if self._bookkeeping:
+            _, late = await asyncio.wait(set(self._bookkeeping), timeout=self.config.drain_timeout)
+            for task in late:
+                task.cancel()
         if self._desk is not None:
             desk, self._desk = self._desk, None
             await desk.close()

@@ -13,7 +13,7 @@ from index.render import escape_markdown
 from index.search import MAX_QUESTION_CHARS
 
 from .. import layout, limits, threads
-from ..app import NewsdeskBot, deliver, reply_error
+from ..app import NewsdeskBot, defer_answer, deliver, reply_error
 from ..views import PERSISTENT_ITEMS, answer_view, ask_page, post_view
 
 __all__ = ("AskCog", "setup")
@@ -64,7 +64,7 @@ class AskCog(commands.Cog):
                   source: str | None = None, k: app_commands.Range[int, 1, 10] = 5, private: bool | None = None,
                   thread: bool = False) -> None:
         """Answer a question with verbatim quotes from the indexed news articles."""
-        await interaction.response.defer(thinking=True, ephemeral=bool(private))
+        await defer_answer(interaction, ephemeral=bool(private), question=question)
         source_key, source_header = await self._resolve_source(source)
         header = "\n".join(h for h in (layout.question_line(question), source_header) if h)
         got = await ask_page(self.bot.desk, question, k, 0, source_key, header)
@@ -106,7 +106,7 @@ class AskCog(commands.Cog):
         if not text.strip():
             await interaction.response.send_message("That message has no text to look up.", ephemeral=True)
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_answer(interaction, ephemeral=True)
         header = f"Passages matching [this message](<{message.jump_url}>):"
         got = await ask_page(self.bot.desk, layout.as_question(text, MAX_QUESTION_CHARS), FIND_SOURCES_K, 0, None, header)
         if isinstance(got, str):
