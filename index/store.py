@@ -607,12 +607,12 @@ class Writer:
             "DELETE FROM passages WHERE id NOT IN (SELECT DISTINCT passage_id FROM occurrences)")
         return cursor.rowcount
 
-    def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None, str]]:
-        """(id, tokens, title, section, article source) of every passage in ID order, the document order of
-        the compiled index; title, section and article are the passage's primary place's (its citation's)."""
+    def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None]]:
+        """(id, tokens, title, section) of every passage in ID order, the document order of the compiled
+        index; title and section are those of the passage's primary place (the one its citation names)."""
         last = None
         for row in self.conn.execute(
-                f"""SELECT p.id, p.tokens, a.title, o.section, a.source
+                f"""SELECT p.id, p.tokens, a.title, o.section
                    FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
                    ORDER BY p.id, {_PRIMARY_FIRST}"""):
             if row[0] != last:
