@@ -21,7 +21,7 @@ import discord
 from index.errors import PassageNotFound
 
 from . import layout, limits, threads
-from .app import CLOSING, NewsdeskBot, reply_error, report_error, track
+from .app import CLOSING, NewsdeskBot, defer_answer, reply_error, report_error, track
 
 if TYPE_CHECKING:
     from index.desk import Newsdesk, Result
@@ -187,7 +187,7 @@ class VoteButton(_Persistent, template=r"nd:vote:(?P<vote>up|down)"):
     async def run(self, interaction: discord.Interaction) -> None:
         content = interaction.message.content if interaction.message else ""
         ids = message_passage_ids(content)
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_answer(interaction, ephemeral=True)
         desk = _bot(interaction).desk
         present = await desk.passages(ids)
         kept = [pid for pid in ids if pid in present]
@@ -220,7 +220,7 @@ class DiscussButton(CiteButton, template=r"nd:discuss"):
             return
         if not await limits.allow_public_post(interaction):
             return
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_answer(interaction, ephemeral=True)
         thread = await threads.open_discussion(message, question)
         await interaction.followup.send(f"Opened {thread.mention}: {threads.how_to_follow_up(interaction.client.user)}",
                                         ephemeral=True)

@@ -14,7 +14,7 @@ from discord.ext import commands
 from index.errors import NewsdeskError
 
 from .. import layout
-from ..app import NewsdeskBot
+from ..app import NewsdeskBot, defer_answer
 from ..checks import is_owner, operator_only
 
 __all__ = ("AdminCog", "RebuildJob", "setup")
@@ -63,7 +63,7 @@ class AdminCog(commands.Cog):
             return
         job = self.job = RebuildJob(interaction.user.id)
         try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
+            await defer_answer(interaction, ephemeral=True)
             content = await self._rebuild(interaction, job)
         finally:
             self.job = None

@@ -19,7 +19,7 @@ from index.corpus import SUFFIXES
 from index.errors import NewsdeskError
 from index.ingest import Added
 
-from ..app import NewsdeskBot
+from ..app import NewsdeskBot, defer_answer
 from ..checks import operator_only
 
 __all__ = ("IngestCog", "setup", "ATTACHMENT_LIMIT", "fetch_interval")
@@ -70,7 +70,7 @@ class FeedsGroup(app_commands.Group):
     @operator_only()
     async def add(self, interaction: discord.Interaction, url: str) -> None:
         """Add a news feed (it is checked first)."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_answer(interaction, ephemeral=True)
         try:
             feed, items = await self.bot.desk.add_feed(url)
         except NewsdeskError as e:
@@ -154,7 +154,7 @@ class IngestCog(commands.Cog):
                 await interaction.response.send_message(
                     f"That file is {file.size / 2**20:.1f} MiB; the limit is {ATTACHMENT_LIMIT // 2**20} MiB.", ephemeral=True)
                 return
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer_answer(interaction, ephemeral=True)
 
         async def show(added: Added) -> None:
             await interaction.edit_original_response(content=preview(added))
