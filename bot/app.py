@@ -116,7 +116,8 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
     original = getattr(error, "original", error)
     text = error_message(original, show_paths=checks.is_owner(interaction))
     if text is None:
-        what = interaction.command.qualified_name if interaction.command else (interaction.data or {}).get("custom_id")
+        data: dict[str, Any] = dict(interaction.data or {})
+        what = interaction.command.qualified_name if interaction.command else data.get("custom_id")
         _log.error("Interaction %r by user %s failed", what, interaction.user.id, exc_info=original)
         text = GENERIC_ERROR
     await reply_error(interaction, text)
