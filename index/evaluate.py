@@ -22,6 +22,7 @@ __all__ = ("Question", "EvalReport", "load_questions", "evaluate", "normalize_fo
            "BeirSet", "is_beir", "load_beir", "evaluate_beir")
 
 CUTOFFS = (1, 3, 5, 20)
+BEIR_CUTOFFS = (1, 3, 5, 10, 20)     # hit@10 too: the depth published passage-retrieval figures use
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ async def evaluate_beir(desk, data: BeirSet, depth: int = 1000) -> EvalReport:
             misses.append({"q": text, "rank": rank, "abstained": result.abstained})
     measures = ir_measures.calc_aggregate([ir_measures.nDCG @ 10, ir_measures.R @ 100], data.qrels, run)
     n = len(data.queries)
-    hits = {k: sum(1 for r in found_at if r is not None and r <= k) / n for k in CUTOFFS}
+    hits = {k: sum(1 for r in found_at if r is not None and r <= k) / n for k in BEIR_CUTOFFS}
     mrr = sum(1 / r for r in found_at if r is not None and r <= 10) / n
     latencies.sort()
     return EvalReport(n, hits, mrr, abstained, statistics.median(latencies), latencies[min(n - 1, int(0.95 * n))],
