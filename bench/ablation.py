@@ -1,6 +1,12 @@
-"""Answer quality, technique by technique: hit@1 / hit@5 / MRR@10 on the seed dev set and SQuAD dev.
+"""Answer quality, technique by technique, on every set: seed dev, SQuAD dev, RealTime QA news, BEIR SciFact
+and the paraphrased questions of tests/test_search.py.
 
     python -m bench.ablation [--data ../shared/data] [--seed-qa ../shared/eval/seed_qa_dev.jsonl] [--grid]
+                             [--sets seed,squad,rtqa,scifact,paraphrase] [--only TEXT]
+
+RealTime QA counts a hit at k when a top-k passage comes from a gold article (bench/realtimeqa.py);
+SciFact's nDCG@10 ranks documents by their best passage and is computed by ir-measures, as in
+`newsdesk eval`.
 
 Each row switches one technique on top of the row before (and RM3 is tried on top of the product), so
 the table shows what each step is worth. Passages come from the product's own build of each corpus;
@@ -33,36 +39,56 @@ from index.analysis import SentenceSplitter  # noqa: E402
 from index.bm25 import BM25Index, BM25Params  # noqa: E402
 from index.build import DEFAULT_PARAMS  # noqa: E402
 from index.desk import Newsdesk  # noqa: E402
-from index.evaluate import load_questions, normalize_for_match  # noqa: E402
-from index.search import Searcher, SearchSettings, expansion_table  # noqa: E402
+from index.evaluate import BeirSet, Question, load_beir, load_questions, normalize_for_match  # noqa: E402
+from index.search import ArticleEvidence, Searcher, SearchSettings, expansion_table  # noqa: E402
 from index.vocabulary import Vocabulary, make_analyzer, mine_aliases  # noqa: E402
+
+from bench.realtimeqa import convert  # noqa: E402
 
 PLAIN = BM25Params(method="okapi", k1=1.2, b=0.75, epsilon=0.25)
 OFF = SearchSettings(alias_weight=0.0, place_weight=0.0, min_coverage=0.0, proximity_weight=0.0)
+PRODUCT = SearchSettings()
+ARTICLES = BM25Params(method="plus", k1=1.2, b=0.75)    # whole articles: the reference's 1.2 / 0.75
 
-# (label, BM25 params, index titles/headings, irregular table, search settings, rm3)
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    label: str
+    params: BM25Params = DEFAULT_PARAMS
+    context: bool = True            # the title and section heading added to each passage
+    irregular: bool = True          # the irregular-inflection table (led <-> lead)
+    settings: SearchSettings = PRODUCT
+    rm3: bool = False
+    articles: BM25Params | None = None   # article-level evidence, with the article index's parameters
+
+
+def _on(**changes) -> SearchSettings:
+    return dataclasses.replace(OFF, **changes)
+
+
 STEPS = [
-    ("plain BM25 (Okapi k1=1.2 b=0.75, Snowball)", PLAIN, False, False, OFF, False),
-    ("BM25+ k1=0.6 b=0.9 (no zero-weight terms)", DEFAULT_PARAMS, False, False, OFF, False),
-    ("+ title and section heading as context", DEFAULT_PARAMS, True, False, OFF, False),
-    ("+ proximity re-ranking (adjacent terms)", DEFAULT_PARAMS, True, False,
-     dataclasses.replace(OFF, proximity_weight=SearchSettings.proximity_weight), False),
-    ("+ corpus-mined aliases (PFG <-> Petroleum Facilities Guards)", DEFAULT_PARAMS, True, False,
-     dataclasses.replace(OFF, proximity_weight=SearchSettings.proximity_weight, alias_weight=SearchSettings.alias_weight), False),
-    ("+ country / demonym table (Emirati <-> UAE)", DEFAULT_PARAMS, True, False,
-     dataclasses.replace(SearchSettings(), min_coverage=0.0), False),
-    ("+ irregular inflections (led <-> lead)", DEFAULT_PARAMS, True, True,
-     dataclasses.replace(SearchSettings(), min_coverage=0.0), False),
-    ("+ abstention (one weak matched word -> no answer) = product", DEFAULT_PARAMS, True, True, SearchSettings(), False),
-    ("product + RM3 pseudo-relevance feedback (tried, not kept)", DEFAULT_PARAMS, True, True, SearchSettings(), True),
+    Step("plain BM25 (Okapi k1=1.2 b=0.75, Snowball)", PLAIN, False, False, OFF),
+    Step("BM25+ k1=0.6 b=0.9 (no zero-weight terms)", context=False, irregular=False, settings=OFF),
+    Step("+ title and section heading as context", irregular=False, settings=OFF),
+    Step("+ proximity re-ranking (adjacent terms)", irregular=False, settings=_on(proximity_weight=PRODUCT.proximity_weight)),
+    Step("+ corpus-mined aliases (PFG <-> Petroleum Facilities Guards)", irregular=False,
+         settings=_on(proximity_weight=PRODUCT.proximity_weight, alias_weight=PRODUCT.alias_weight)),
+    Step("+ country / demonym table (Emirati <-> UAE)", irregular=False, settings=dataclasses.replace(PRODUCT, min_coverage=0.0)),
+    Step("+ irregular inflections (led <-> lead)", settings=dataclasses.replace(PRODUCT, min_coverage=0.0)),
+    Step("+ abstention (one weak matched word -> no answer) = product"),
+    Step("product + article-level evidence, w=0.5 (tried, not kept: 2x p50 at 118k)",
+         settings=dataclasses.replace(PRODUCT, article_weight=0.5), articles=ARTICLES),
+    Step("product + article evidence, w=1, each article's n-th passage 0.5^(n-1) (tried, not kept)",
+         settings=dataclasses.replace(PRODUCT, article_weight=1.0, article_decay=0.5), articles=ARTICLES),
+    Step("product + RM3 pseudo-relevance feedback (tried, not kept)", rm3=True),
 ]
 
 
-def passages_of(db: Path) -> list[tuple[str, str, str, str | None]]:
-    """(id, text, title, section) of the primary place of every passage, in index order."""
+def passages_of(db: Path) -> list[tuple[str, str, str, str | None, str]]:
+    """(id, text, title, section, source) of the primary place of every passage, in index order."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
-            """SELECT p.id, p.text, a.title, o.section FROM passages p
+            """SELECT p.id, p.text, a.title, o.section, a.source FROM passages p
                JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
                ORDER BY p.id, a.published IS NULL, a.published, a.source, o.paragraph""").fetchall()
     seen, out = set(), []
@@ -73,18 +99,41 @@ def passages_of(db: Path) -> list[tuple[str, str, str, str | None]]:
     return out
 
 
-def searcher_for(rows, params, context: bool, irregular: bool, settings: SearchSettings) -> Searcher:
+_expansions: dict[tuple[int, bool], list] = {}
+
+
+def searcher_for(rows, step: Step) -> Searcher:
     vocabulary = Vocabulary.load()
-    if not irregular:
+    if not step.irregular:
         vocabulary = dataclasses.replace(vocabulary, irregular=[])
     analyzer = make_analyzer(vocabulary)
-    tokens = [analyzer.tokenize(text) + (analyzer.tokenize(f"{title}\n{section or ''}") if context else [])
-              for _id, text, title, section in rows]
-    index = BM25Index.build(tokens, params)
-    texts = [text for _id, text, _t, _s in rows]
-    return Searcher(index, [r[0] for r in rows], analyzer, SentenceSplitter(),
-                    expansions=expansion_table(analyzer, mine_aliases(texts), vocabulary.places),
-                    places=vocabulary.places, settings=settings)
+    tokens = [analyzer.tokenize(text) for _id, text, _t, _s, _src in rows]
+    titles = {}
+    context = [titles.setdefault((title, section), analyzer.tokenize(f"{title}\n{section or ''}")) if step.context else []
+               for _id, _text, title, section, _src in rows]
+    index = BM25Index.build([t + c for t, c in zip(tokens, context)], step.params)
+    key = (id(rows), step.irregular)
+    if key not in _expansions:
+        _expansions[key] = expansion_table(analyzer, mine_aliases([r[1] for r in rows]), vocabulary.places)
+    articles = None
+    if step.articles is not None:
+        articles = article_evidence([(r[4], r[2]) for r in rows], tokens, analyzer, step.articles)
+    return Searcher(index, [r[0] for r in rows], analyzer, SentenceSplitter(), expansions=_expansions[key],
+                    places=vocabulary.places, settings=step.settings, articles=articles)
+
+
+def article_evidence(sources_titles, tokens, analyzer, params: BM25Params) -> ArticleEvidence:
+    """The article index the product compiles (index/build.py), from the same rows."""
+    number: dict[str, int] = {}
+    article_of = np.array([number.setdefault(source, len(number)) for source, _ in sources_titles], dtype=np.int64)
+    docs: list[list[str]] = [[] for _ in number]
+    titles = {}
+    for (source, title), t in zip(sources_titles, tokens):
+        docs[number[source]] += t
+        titles[number[source]] = title
+    for a, title in titles.items():
+        docs[a] += analyzer.tokenize(title or "")
+    return ArticleEvidence(BM25Index.build(docs, params), article_of)
 
 
 def rm3_search(searcher: Searcher, question: str, k: int, fb_docs: int = 10, fb_terms: int = 10,
@@ -112,20 +161,97 @@ def rm3_search(searcher: Searcher, question: str, k: int, fb_docs: int = 10, fb_
                                             for d, s in ranked])
 
 
+def _search(searcher: Searcher, question: str, k: int, rm3: bool):
+    return rm3_search(searcher, question, k) if rm3 else searcher.search(question, k=k)
+
+
 def evaluate(searcher: Searcher, questions, texts: dict[str, str], rm3: bool) -> dict:
+    """Questions with expected substrings (seed dev, SQuAD, the paraphrases)."""
     ranks, started = [], time.perf_counter()
     for q in questions:
-        result = rm3_search(searcher, q.q, 10) if rm3 else searcher.search(q.q, k=10)
+        result = _search(searcher, q.q, 10, rm3)
         wanted = [normalize_for_match(s) for s in q.any]
         ranks.append(next((i for i, h in enumerate(result.hits, 1) if any(w in texts[h.passage_id] for w in wanted)), None))
     n = len(questions)
     return {"hit@1": sum(r == 1 for r in ranks) / n, "hit@5": sum(r is not None and r <= 5 for r in ranks) / n,
+            "hit@10": sum(r is not None and r <= 10 for r in ranks) / n,
             "mrr@10": sum(1 / r for r in ranks if r) / n, "ms": (time.perf_counter() - started) * 1000 / n}
+
+
+def evaluate_beir(searcher: Searcher, data: BeirSet, doc_of_passage: dict[str, str], rm3: bool) -> dict:
+    """A BEIR folder: hit@k over passages (one from a relevant document), nDCG@10 over documents."""
+    import ir_measures
+
+    run, ranks, started = {}, [], time.perf_counter()
+    for qid, text in data.queries:
+        result = _search(searcher, text, 100, rm3)
+        docs: dict[str, float] = {}
+        relevant = {d for d, rel in data.qrels[qid].items() if rel > 0}
+        rank = None
+        for i, h in enumerate(result.hits, 1):
+            doc = doc_of_passage[h.passage_id]
+            docs.setdefault(doc, h.score)
+            if rank is None and doc in relevant:
+                rank = i
+        run[qid], _ = docs, ranks.append(rank)
+    n = len(ranks)
+    ndcg = ir_measures.calc_aggregate([ir_measures.nDCG @ 10], data.qrels, run)[ir_measures.nDCG @ 10]
+    return {"hit@1": sum(r == 1 for r in ranks) / n, "hit@5": sum(r is not None and r <= 5 for r in ranks) / n,
+            "hit@10": sum(r is not None and r <= 10 for r in ranks) / n, "ndcg@10": ndcg,
+            "ms": (time.perf_counter() - started) * 1000 / n}
 
 
 async def built(corpus: Path, db: Path) -> None:
     desk = await Newsdesk.open(db, corpus)
     await desk.close()
+
+
+# (set, metric) columns of the table
+COLUMNS = [("seed", "hit@1", "seed dev hit@1"), ("squad", "hit@1", "SQuAD hit@1"), ("squad", "hit@5", "SQuAD hit@5"),
+           ("rtqa", "hit@1", "RealTime QA hit@1"), ("rtqa", "hit@10", "RealTime QA hit@10"),
+           ("scifact", "ndcg@10", "SciFact nDCG@10"), ("paraphrase", "hit@1", "paraphrases hit@1"),
+           ("squad", "ms", "SQuAD ms/q"), ("rtqa", "ms", "RealTime QA ms/q")]
+
+
+def prepare(args, tmp: Path) -> dict:
+    """Each set built by the product into a temp database, then read back as rows."""
+    from tests.test_search import QUESTIONS
+
+    squad = args.data / "squad_v1.1_dev"
+    prepared = {}
+    for name in args.sets:
+        if name in ("seed", "paraphrase"):
+            corpus = ROOT / "corpus"
+        elif name == "squad":
+            corpus = squad / "corpus.jsonl"
+        elif name == "rtqa":
+            convert(args.data / "external" / "realtimeqa_news", tmp / "rtqa")
+            beir = load_beir(tmp / "rtqa")
+            corpus = beir.corpus
+        else:
+            beir = load_beir(args.data / "external" / "beir_scifact")
+            corpus = beir.corpus
+        db = tmp / f"{name}.db"
+        asyncio.run(built(corpus, db))
+        rows = passages_of(db)
+        if name in ("rtqa", "scifact"):
+            doc_of = {r[0]: beir.doc_of_article.get(r[4].rsplit("#", 1)[-1], "") for r in rows}
+            prepared[name] = (rows, beir, doc_of)
+        else:
+            questions = (load_questions(args.seed_qa) if name == "seed" else
+                         load_questions(squad / "questions.jsonl") if name == "squad" else
+                         [Question(q, tuple(expected)) for q, expected, _ in QUESTIONS])
+            prepared[name] = (rows, questions, {r[0]: normalize_for_match(r[1]) for r in rows})
+    return prepared
+
+
+def measure(prepared: dict, step: Step) -> dict:
+    row = {}
+    for name, (rows, data, extra) in prepared.items():
+        searcher = searcher_for(rows, step)
+        row[name] = (evaluate_beir(searcher, data, extra, step.rm3) if isinstance(data, BeirSet)
+                     else evaluate(searcher, data, extra, step.rm3))
+    return row
 
 
 def main(argv=None) -> int:
@@ -134,33 +260,27 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-qa", type=Path, default=ROOT.parent / "shared" / "eval" / "seed_qa_dev.jsonl")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--grid", action="store_true", help="compare BM25 variants and parameters instead")
+    parser.add_argument("--sets", type=lambda v: v.split(","), default=["seed", "squad", "rtqa", "scifact", "paraphrase"])
+    parser.add_argument("--only", help="only the rows whose label contains this text")
     args = parser.parse_args(argv)
-    squad = args.data / "squad_v1.1_dev"
-    sets = {"seed dev": (ROOT / "corpus", args.seed_qa), "SQuAD dev": (squad / "corpus.jsonl", squad / "questions.jsonl")}
-    prepared = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, (corpus, qa) in sets.items():
-            db = Path(tmp) / f"{name.split()[0]}.db"
-            asyncio.run(built(corpus, db))
-            rows = passages_of(db)
-            prepared[name] = (rows, load_questions(qa), {r[0]: normalize_for_match(r[1]) for r in rows})
     steps = STEPS
     if args.grid:
-        steps = [(f"{m} k1={k1} b={b}", BM25Params(method=m, k1=k1, b=b, delta=1.0 if m == "plus" else 0.5),
-                  True, False, OFF, False)
+        steps = [Step(f"{m} k1={k1} b={b}", BM25Params(method=m, k1=k1, b=b, delta=1.0 if m == "plus" else 0.5),
+                      irregular=False, settings=OFF)
                  for m in ("okapi", "plus", "l") for k1 in (0.6, 0.9, 1.2, 1.5) for b in (0.5, 0.75, 0.9)]
+    if args.only:
+        steps = [s for s in steps if args.only in s.label]
+    columns = [c for c in COLUMNS if c[0] in args.sets]
     table = []
-    print(f"| technique | {' | '.join(f'{n} hit@1 | hit@5' for n in sets)} | SQuAD MRR@10 | SQuAD ms/q |")
-    print("|---|" + "---|" * (2 * len(sets) + 2))
-    for label, params, context, irregular, settings, rm3 in steps:
-        row = {"technique": label}
-        cells = []
-        for name, (rows, questions, texts) in prepared.items():
-            metrics = evaluate(searcher_for(rows, params, context, irregular, settings), questions, texts, rm3)
-            row[name] = metrics
-            cells += [f"{metrics['hit@1']:.3f}", f"{metrics['hit@5']:.3f}"]
-        table.append(row)
-        print(f"| {label} | {' | '.join(cells)} | {row['SQuAD dev']['mrr@10']:.3f} | {row['SQuAD dev']['ms']:.2f} |", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = prepare(args, Path(tmp))
+        print(f"| technique | {' | '.join(c[2] for c in columns)} |")
+        print("|---|" + "---|" * len(columns))
+        for step in steps:
+            row = measure(prepared, step)
+            table.append({"technique": step.label, **row})
+            cells = [f"{row[name][metric]:.2f}" if metric == "ms" else f"{row[name][metric]:.3f}" for name, metric, _ in columns]
+            print(f"| {step.label} | {' | '.join(cells)} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(table, indent=2))
     return 0

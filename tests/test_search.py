@@ -296,3 +296,39 @@ async def test_quotes_from_long_paragraphs_are_verbatim_pieces(tmp_path, db_file
             assert all(piece in r.record.text for piece in r.quote.pieces)
             cut += r.quote.cut_before or r.quote.cut_after or len(r.quote.spans) > 1
     assert cut > 0          # the long paragraph was quoted in part
+
+
+# -- article-level evidence (off in the product: see SearchSettings.article_weight) ------------------
+
+
+def article_searcher(weight: float) -> Searcher:
+    """Four passages in two articles; B's harbour paragraph says "crane" twice, but A is the zanzibar story."""
+    import numpy as np
+
+    from index.analysis import SentenceSplitter
+    from index.bm25 import BM25Index, BM25Params
+    from index.search import ArticleEvidence, SearchSettings
+    from index.vocabulary import Vocabulary, make_analyzer
+
+    analyzer = make_analyzer(Vocabulary.load())
+    texts = ["The harbour crane and the harbour crane.", "Rice farms flooded in the valley.",
+             "A harbour crane was bought.", "Zanzibar opened its new port on Monday."]
+    article_of = np.array([0, 0, 1, 1])              # B = passages 0 and 1, A = passages 2 and 3
+    tokens = [analyzer.tokenize(t) for t in texts]
+    articles = BM25Index.build([tokens[0] + tokens[1], tokens[2] + tokens[3]], BM25Params("plus", 1.2, 0.75))
+    return Searcher(BM25Index.build(tokens, BM25Params("plus", 0.6, 0.9)), ["b1", "b2", "a1", "a2"], analyzer,
+                    SentenceSplitter(), settings=SearchSettings(article_weight=weight, min_coverage=0.0),
+                    articles=ArticleEvidence(articles, article_of))
+
+
+def test_article_evidence_prefers_the_passage_whose_article_matches_the_whole_question():
+    question = "zanzibar harbour crane"
+    assert [h.passage_id for h in article_searcher(0.0).search(question, k=3).hits][:2] == ["b1", "a1"]
+    ranked = [h.passage_id for h in article_searcher(1.0).search(question, k=3).hits]
+    assert ranked[0] == "a1"                          # harbour crane, in the zanzibar article
+    assert "b2" not in ranked                         # no question word: its article alone does not bring it
+
+
+def test_article_evidence_respects_within():
+    hits = article_searcher(1.0).search("zanzibar harbour crane", k=5, within={"b1", "b2"}).hits
+    assert [h.passage_id for h in hits] == ["b1"]
