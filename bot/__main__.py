@@ -102,6 +102,7 @@ async def run(config: Config) -> int:
     finally:
         for s in signals:
             loop.remove_signal_handler(s)
+        await bot.close()          # a shutdown a signal started is finished, not cut short by asyncio.run
     _log.info("Newsdesk stopped")
     return 0
 

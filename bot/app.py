@@ -194,6 +194,7 @@ class NewsdeskBot(commands.Bot):
         self._desk: Newsdesk | None = None
         self._inflight: set[asyncio.Task] = set()
         self._bookkeeping: set[asyncio.Task] = set()     # pending-answer recovery and forgetting
+        self._shutdown: asyncio.Future | None = None
         self.post_limits = PostLimits(config.post_limit, config.channel_post_limit)
 
     @property
@@ -306,7 +307,17 @@ class NewsdeskBot(commands.Bot):
             task.add_done_callback(self._inflight.discard)
 
     async def close(self) -> None:
-        """Refuse new work, let in-flight commands finish (up to drain_timeout), then disconnect and close the index."""
+        """Refuse new work, let in-flight commands finish (up to drain_timeout), then disconnect and close the index.
+
+        One shutdown, however many callers: a signal starts it, and `async with bot` or run() may ask again
+        while it is under way; each waits for the same one, so none returns while the index is still open
+        (asyncio.run would cancel the rest, and an unclosed database connection keeps the process alive).
+        """
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._shut_down())
+        await asyncio.shield(self._shutdown)
+
+    async def _shut_down(self) -> None:
         self.closing = True
         pending = {t for t in self._inflight if not t.done() and t is not asyncio.current_task()}
         if pending:

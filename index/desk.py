@@ -82,6 +82,9 @@ class Newsdesk:
         self.build: BuildRecord | None = None
         self.notices: list[str] = []          # what the person should be told about start-up
         self._reader: Reader | None = None
+        self._opening = asyncio.Lock()
+        self._closed = False
+        self._old_readers: set[Reader] = set()    # replaced by a repair, closed once reads on them are done
         self._reader_inode: int | None = None
         self._rebuild_lock = asyncio.Lock()
         self._pending_votes: list[tuple[str, int, str, str, int]] = []
@@ -151,16 +154,21 @@ class Newsdesk:
         self.notices += report.notes + [problem_line(p) for p in report.problems]
 
     async def close(self) -> None:
+        self._closed = True                  # no read may open a connection after this one is closed
         for handle in self._retiring:
             handle.cancel()
         for task in list(self._background):
             task.cancel()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
         if self._pending_votes:
             await self._flush_votes(wait_ms=10_000)
             if self._pending_votes:
                 _log.warning("%d votes could not be written before closing", len(self._pending_votes))
         if self._pending_writes and not await self._flush_pending(wait_ms=10_000):
             _log.warning("%d pending-answer records could not be written before closing", len(self._pending_writes))
+        for old in list(self._old_readers):
+            await self._close_old(old)
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
@@ -174,15 +182,30 @@ class Newsdesk:
     # -- loading --------------------------------------------------------------------------------
 
     async def _read(self) -> Reader:
-        """The read-only connection, reopened when the file was replaced (a repaired database)."""
+        """The read-only connection, reopened when the file was replaced (a repaired database).
+
+        One opening at a time: two tasks opening at once would each make a connection, and the one
+        overwritten would never be closed; its thread would then keep the process from exiting.
+        """
         inode = _inode(self.db)
         if self._reader is not None and inode == self._reader_inode:
             return self._reader
-        old, self._reader = self._reader, await Reader.open(self.db)
-        self._reader_inode = inode
+        if self._closed:
+            raise IndexNotBuilt("Newsdesk is shutting down.", "Try again in a minute.")
+        async with self._opening:
+            if self._reader is not None and _inode(self.db) == self._reader_inode:
+                return self._reader
+            old, self._reader = self._reader, await Reader.open(self.db)
+            self._reader_inode = inode
         if old is not None:
-            asyncio.get_running_loop().call_later(READER_GRACE_S, lambda: asyncio.ensure_future(old.close()))
+            self._old_readers.add(old)
+            asyncio.get_running_loop().call_later(READER_GRACE_S, lambda: asyncio.ensure_future(self._close_old(old)))
         return self._reader
+
+    async def _close_old(self, reader: Reader) -> None:
+        if reader in self._old_readers:
+            self._old_readers.discard(reader)
+            await reader.close()
 
     async def reload(self) -> None:
         """Swap in the newest stored index: searches already running finish on the old one."""

@@ -188,7 +188,9 @@ async def test_two_newsdesk_run_processes_split_the_gateway(fake: FakeDiscord, c
                 raise AssertionError(f"no answer in server {guild}")
         for process in processes:
             process.send_signal(signal.SIGTERM)
-        logs = [(await asyncio.wait_for(p.communicate(), timeout=20))[1].decode() for p in processes]
+        # Both read at once: one process's full stderr pipe must not hold it up while we wait for the other.
+        outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in processes)), timeout=20)
+        logs = [err.decode() for _, err in outputs]
     assert [p.returncode for p in processes] == [0, 0], logs
     assert all("Traceback" not in log and fake.token not in log for log in logs)
     fake.assert_no_unexpected()
