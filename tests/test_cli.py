@@ -274,3 +274,34 @@ def test_missing_corpus_with_an_existing_index_exits(seed_db, tmp_path):
     result, err = run_child("ask", "who leads the LNA?", "--db", seed_db, "--corpus", missing)
     assert f"Error: The corpus folder {missing} does not exist." in err
     assert result == {"code": 1, "threads": []}
+
+
+# -- echoes, --source and the red-team's inputs ------------------------------------------------------------
+
+
+def test_ask_source_unknown_says_so_and_names_it_inertly(capsys, seed_db, seed_index):
+    code, out, err = run(capsys, "ask", "who bombed the PFG?", "--source", "nope\x1b[31m\nmore.txt",
+                         "--db", seed_db, "--corpus", seed_index.corpus)
+    assert code == 1 and out == ""
+    assert err.startswith("Error: No indexed article is called “nope[31m\\nmore.txt”.")
+    assert "\x1b" not in err and len(err.splitlines()) == 2
+
+
+def test_ask_source_names_the_article_asked_for_when_another_prints_the_same_paragraph(capsys, seed_db, seed_index):
+    # Articles 001 and 002 both print the "PFG accused Egypt and the UAE" paragraph word for word.
+    for source in ("001_b8dd3071ee1f5b21.txt", "002_8b0c8cfba84b287d.txt"):
+        code, out, err = run(capsys, "ask", "PFG accused Egypt and the UAE of bombing", "-k", "1", "--json",
+                             "--source", source, "--db", seed_db, "--corpus", seed_index.corpus)
+        assert code == 0, err
+        result = json.loads(out)["results"][0]
+        assert result["text"].startswith(PFG)
+        assert result["document"]["path"] == source
+        assert source not in [place["path"] for place in result["also_in"]]
+
+
+def test_a_file_name_with_escape_sequences_is_reported_inert(capsys, tmp_path, corpus_copy):
+    (corpus_copy / "evil\x1b]0;pwned\x07\nname.txt").write_bytes(b"")
+    code, out, err = run(capsys, "index", "build", "--db", tmp_path / "x.db", "--corpus", corpus_copy)
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if "empty file" in line)
+    assert line == "Skipped: evil]0;pwned\\nname.txt: empty file"
