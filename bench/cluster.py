@@ -67,7 +67,7 @@ def write_articles(folder: Path, passages: int, first: int = 0, seed: int = 7, p
     rng = random.Random(seed)
     vocab = vocabulary()
     folder.mkdir(parents=True, exist_ok=True)
-    written, kept = 0, {}
+    written, kept = 0, {}  # type: tuple[int, dict[int, str]]
     for number in range(first, first + passages, per_article):
         count = min(per_article, first + passages - number)
         paragraphs = [" ".join(rng.choices(vocab, k=words)).capitalize() + f" (item {number + i})."
@@ -462,10 +462,10 @@ def run(args: argparse.Namespace, out: dict[str, Any]) -> dict[str, Any]:
               f"{out['cluster_queries']['p95_ms']:.1f} ms; load {os.getloadavg()[0]:.2f}", flush=True)
         out["searchd_rss_after_queries_mb"] = sum(_rss_kb(p) for p in servers) / 1024
 
-        e, q = out["embedded_queries"], out["cluster_queries"]
-        pairs = list(zip(e["top"], q["top"]))
+        emb, clu = out["embedded_queries"], out["cluster_queries"]
+        pairs = list(zip(emb["top"], clu["top"]))
         out["agreement"] = {"questions": len(pairs), "same_top": sum(a == b for a, b in pairs),
-                            "same_top5": sum(a == b for a, b in zip(e["top5"], q["top5"]))}
+                            "same_top5": sum(a == b for a, b in zip(emb["top5"], clu["top5"]))}
     finally:
         if cluster_dir.exists():
             pids = sorted(set(pids) | set(_searchd_pids(cluster_dir)))
@@ -543,8 +543,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.child_queries:
         questions = json.loads(args.questions.read_text())
-        result = asyncio.run(_ask_all(args.db, args.corpus, args.search, questions, args.k))
-        args.result.write_text(json.dumps(result))
+        measured = asyncio.run(_ask_all(args.db, args.corpus, args.search, questions, args.k))
+        args.result.write_text(json.dumps(measured))
         return 0
 
     if args.table:
