@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    def group(name: str, help: str, description: str, example: str) -> Any:
+        """A command with subcommands (index, feeds, cluster): its parser's subparsers."""
+        p = sub.add_parser(name, help=help, description=f"{description}\n\nexample:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+
     ask = add(sub, "ask", _ask, "Answer a question with quoted passages and their sources.",
               'newsdesk ask "which countries bombed the PFG?" -k 3')
     ask.add_argument("question", help="the question, in quotes")
@@ -102,10 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     cite.add_argument("--json", action="store_true", help="print JSON instead of text")
     _storage_options(cite)
 
-    index = sub.add_parser("index", help="Build, update or repair the index.",
-                           description="Build, update or repair the index.\n\nexample:\n  newsdesk index build",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    index_sub = index.add_subparsers(dest="index_command", metavar="SUBCOMMAND")
+    index_sub = group("index", "Build, update or repair the index.", "Build, update or repair the index.",
+                      "newsdesk index build")
     build = add(index_sub, "build", _build,
                 "Index the corpus (incremental: unchanged files are not re-read). Ctrl-C rolls it back.",
                 "newsdesk index build --corpus ./articles")
@@ -125,11 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--misses", type=int, default=0, metavar="N", help="also list the first N questions missed at 1")
     _storage_options(ev)
 
-    feeds = sub.add_parser("feeds", help="The news feeds (RSS, Atom) that `newsdesk fetch` polls.",
-                           description="The news feeds (RSS, Atom) that `newsdesk fetch` polls, kept in "
-                                       "<corpus>/.newsdesk/feeds.json.\n\nexample:\n  newsdesk feeds list",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    feeds_sub = feeds.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND")
+    feeds_sub = group("feeds", "The news feeds (RSS, Atom) that `newsdesk fetch` polls.",
+                      "The news feeds (RSS, Atom) that `newsdesk fetch` polls, kept in <corpus>/.newsdesk/feeds.json.",
+                      "newsdesk feeds list")
     feed_add = add(feeds_sub, "add", _feeds_add, "Add a feed (checked: it must serve RSS or Atom).",
                    "newsdesk feeds add https://example.com/rss.xml --corpus ./articles")
     feed_add.add_argument("url", help="the feed's http(s) URL")
@@ -151,11 +153,9 @@ def _parser() -> argparse.ArgumentParser:
     add_one.add_argument("source", metavar="URL_OR_FILE", help="an http(s) URL or the path of an article file")
     _storage_options(add_one)
 
-    cluster = sub.add_parser("cluster", help="A local search cluster (Sphinx or Manticore searchd) for development.",
-                             description="A local search cluster: shards x replicas of searchd plus an aggregator, "
-                                         "on loopback ports.\n\nexample:\n  newsdesk cluster up ./cluster --shards 2 --replicas 2",
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="SUBCOMMAND")
+    cluster_sub = group("cluster", "A local search cluster (Sphinx or Manticore searchd) for development.",
+                        "A local search cluster: shards x replicas of searchd plus an aggregator, on loopback ports.",
+                        "newsdesk cluster up ./cluster --shards 2 --replicas 2")
     cluster_up = add(cluster_sub, "up", _cluster_up, "Write the configs, start every searchd, wait until they answer, "
                      "and print NEWSDESK_SEARCH=sphinx://127.0.0.1:PORT.", "newsdesk cluster up ./cluster --shards 2 --replicas 2")
     cluster_up.add_argument("dir", type=Path, help="folder for configs, data, logs and PID files")
