@@ -52,12 +52,7 @@ SAMPLE_S = 0.2
 
 # -- the corpus (the generator of bench/loop_lag.py, itself tests/synthetic.py's, copied) -----------------
 
-_SYLLABLES = ("ka", "lo", "mi", "nu", "pe", "ra", "si", "tu", "vo", "ze", "bar", "den", "fol", "gun", "hal", "jim")
-
-
-def vocabulary(seed: int = 7) -> list[str]:
-    rng = random.Random(seed)
-    return sorted({"".join(rng.choices(_SYLLABLES, k=rng.randint(2, 4))) for _ in range(6000)})
+from bench.loop_lag import vocabulary  # noqa: E402  # the same made-up words, one generator
 
 
 def write_articles(folder: Path, passages: int, first: int = 0, seed: int = 7, per_article: int = 20,
