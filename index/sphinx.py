@@ -32,7 +32,13 @@ __all__ = ("SphinxBackend", "passage_int", "shard_of", "term_token", "escape_mat
 _log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 3.0
-QUERY_TIMEOUT_S = 10.0
+QUERY_TIMEOUT_S = 10.0       # a read: someone is waiting for the answer
+# A write batch waits longer: an RT index holds writes while it saves a full RAM chunk to disk, which took
+# over 10 s at 1M passages on a shared machine (bench/README.md). REPLACE and DELETE by ID are idempotent,
+# so a write that timed out or lost its connection is sent again, on a fresh connection.
+WRITE_TIMEOUT_S = 120.0
+WRITE_ATTEMPTS = 4
+WRITE_RETRY_DELAY_S = 0.5    # doubled at each attempt: a node the watchdog restarts is back within seconds
 AGENT_RETRIES = 3            # a query with an agent warning is asked again this many times...
 AGENT_RETRY_DELAY_S = 0.2    # ...this far apart, then answered partial
 WRITE_BATCH = 200
@@ -100,30 +106,38 @@ class SphinxBackend:
             return pool
 
     async def _run(self, host: str, port: int, sql: str, args: Any = None, *, many: bool = False,
-                   diagnostics: bool = False) -> tuple[list[tuple], list[str]]:
-        """Rows (and, with diagnostics, SHOW WARNINGS' messages); one retry on a dropped connection."""
+                   diagnostics: bool = False, write: bool = False) -> tuple[list[tuple], list[str]]:
+        """Rows (and, with diagnostics, SHOW WARNINGS' messages). A read is retried once on a dropped
+        connection; a write (idempotent) also after a timeout, up to WRITE_ATTEMPTS times in all."""
         import pymysql
 
-        for attempt in range(2):
+        timeout, attempts = (WRITE_TIMEOUT_S, WRITE_ATTEMPTS) if write else (QUERY_TIMEOUT_S, 2)
+        for attempt in range(attempts):
+            again = attempt + 1 < attempts
+            delay = WRITE_RETRY_DELAY_S * 2 ** attempt if write else 0.05
             try:
                 pool = await self._pool(host, port)
                 async with pool.acquire() as conn:
                     try:
-                        return await asyncio.wait_for(self._execute(conn, sql, args, many, diagnostics), QUERY_TIMEOUT_S)
+                        return await asyncio.wait_for(self._execute(conn, sql, args, many, diagnostics), timeout)
                     except BaseException:
                         conn.close()          # a half-read connection must not go back to the pool
                         raise
             except pymysql.err.OperationalError as e:
                 code = e.args[0] if e.args else None
-                if code in _LOST and attempt == 0:
+                if code in _LOST and again:
                     _log.info("Connection to %s:%d dropped (%s); retrying", host, port, e)
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(delay)
                     continue
                 raise SearchUnavailable(f"The search node {host}:{port} does not answer ({_first_line(e)}).") from None
             except asyncio.TimeoutError:
-                raise SearchUnavailable(f"The search node {host}:{port} did not answer within {QUERY_TIMEOUT_S:.0f} s.") from None
+                if write and again:
+                    _log.warning("A write to %s:%d took over %.0f s; sending it again", host, port, timeout)
+                    continue
+                raise SearchUnavailable(f"The search node {host}:{port} did not answer within {timeout:.0f} s.") from None
             except OSError as e:
-                if attempt == 0:
+                if again:
+                    await asyncio.sleep(delay)
                     continue
                 raise SearchUnavailable(f"The search node {host}:{port} does not answer ({e}).") from None
         raise AssertionError("unreachable")
@@ -162,12 +176,12 @@ class SphinxBackend:
 
     async def _put(self, name: str, data: str) -> None:
         await self._agg("REPLACE INTO meta (id, body, name, data) VALUES (%s, '', %s, %s)",
-                        (passage_int("meta:" + name), name, data))
+                        (passage_int("meta:" + name), name, data), write=True)
 
     async def _drop(self, names: Sequence[str]) -> None:
         if names:
             ids = ",".join(str(passage_int("meta:" + n)) for n in names)
-            await self._agg(f"DELETE FROM meta WHERE id IN ({ids})")
+            await self._agg(f"DELETE FROM meta WHERE id IN ({ids})", write=True)
 
     async def layout(self) -> dict:
         """{"shards": [[mirror "host:port", ...], ...], "api": {"host:apiport": shard}}."""
@@ -302,13 +316,13 @@ class SphinxBackend:
                     rows = [_row(p) for p in batch if i in need[p.record.id]]
                     if rows:
                         await self._run(host, port, "REPLACE INTO news (id, body, pid, toks, rec, dl, rh) "
-                                                    "VALUES (%s, %s, %s, %s, %s, %s, %s)", rows, many=True)
+                                        "VALUES (%s, %s, %s, %s, %s, %s, %s)", rows, many=True, write=True)
                         written += len(rows)
             for i, (host, port) in enumerate(nodes):
                 gone = [doc for doc in held[i] if doc not in wanted[s]]
                 for start in range(0, len(gone), 1000):
                     ids = ",".join(map(str, gone[start:start + 1000]))
-                    await self._run(host, port, f"DELETE FROM news WHERE id IN ({ids})")
+                    await self._run(host, port, f"DELETE FROM news WHERE id IN ({ids})", write=True)
                 deleted += len(gone)
             held.clear()
         return {"written": written, "deleted": deleted}

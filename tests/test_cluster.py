@@ -6,6 +6,7 @@ cluster tests skip locally and fail in CI (CI=true), where .ci/run installs sphi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -16,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from index import sphinx
+from index.backend import SearchUnavailable, StoredPassage, content_hash
 from index.cli import main
-from index.sphinx import escape_match, passage_int, shard_of, term_token
+from index.sphinx import SphinxBackend, escape_match, passage_int, shard_of, term_token
+from index.store import PassageRecord
 
 PFG = "which countries bombed the PFG?"
 
@@ -131,3 +135,92 @@ def test_faults_one_replica_both_replicas_aggregator(cluster, capsys, corpus_cop
     assert code == 1 and out == ""
     assert err.startswith("Error: The search node 127.0.0.1:") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+class Interfering:
+    """A TCP proxy in front of one node that interferes with the queries (MySQL COM_QUERY packets) starting
+    with `verb`: the first `drop` of them close the connection, the next `stall` are never answered."""
+
+    def __init__(self, port: int, verb: bytes, drop: int = 0, stall: int = 0) -> None:
+        self.target, self.verb, self.drop, self.stall = port, verb, drop, stall
+        self.seen = self.connections = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def __aenter__(self) -> "Interfering":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self._tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        self.connections += 1
+        node_r, node_w = await asyncio.open_connection("127.0.0.1", self.target)
+
+        async def answers() -> None:
+            while data := await node_r.read(65536):
+                client_w.write(data)
+                await client_w.drain()
+
+        pump = asyncio.create_task(answers())
+        try:
+            while True:
+                header = await client_r.readexactly(4)
+                packet = await client_r.readexactly(int.from_bytes(header[:3], "little"))
+                if packet[:1] == b"\x03" and packet[1:].lstrip().upper().startswith(self.verb):
+                    self.seen += 1
+                    if self.seen <= self.drop:
+                        return
+                    if self.seen <= self.drop + self.stall:
+                        await client_r.read()          # until the client gives up and closes
+                        return
+                node_w.write(header + packet)
+                await node_w.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            pump.cancel()
+            node_w.close()
+            client_w.close()
+
+
+@pytest.mark.asyncio
+async def test_a_write_is_sent_again_after_a_dropped_connection_or_a_timeout_a_read_only_after_a_drop(
+        cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory, url = cluster
+    monkeypatch.setattr(sphinx, "WRITE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(sphinx, "QUERY_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(sphinx, "WRITE_RETRY_DELAY_S", 0.01)
+    layout = json.loads((directory / "cluster.json").read_text())
+    node = next(n["sql_port"] for n in layout["nodes"] if n["name"] == "s0r0")
+    passages = {f"p{i}": StoredPassage(PassageRecord(f"p{i}", f"Passage {i}.", ()), ["passag", str(i)])
+                for i in range(5)}
+
+    async def load(ids: list[str]) -> list[StoredPassage]:
+        return [passages[i] for i in ids]
+
+    backend = SphinxBackend(url)
+    try:
+        # The REPLACE batch: its first connection dropped mid-query, its second never answered; the third lands.
+        async with Interfering(node, b"REPLACE", drop=1, stall=1) as proxy:
+            await backend.set_layout({"shards": [[f"127.0.0.1:{proxy.port}"]], "api": {}})
+            counts = await backend.write([(pid, content_hash(p)) for pid, p in passages.items()], load)
+            assert counts == {"written": 5, "deleted": 0} and proxy.seen == 3
+        held = await backend._run("127.0.0.1", node, "SELECT id FROM news LIMIT 100")
+        assert {int(row[0]) for row in held[0]} == {passage_int(pid) for pid in passages}
+
+        # A read that is not answered is not sent again: the person waiting gets the error.
+        async with Interfering(node, b"SELECT", stall=1) as proxy:
+            with pytest.raises(SearchUnavailable, match="did not answer within 1 s"):
+                await backend._run("127.0.0.1", proxy.port, "SELECT id FROM news LIMIT 1")
+            assert proxy.seen == 1
+        async with Interfering(node, b"SELECT", drop=1) as proxy:     # a dropped one is, once
+            rows, _ = await backend._run("127.0.0.1", proxy.port, "SELECT id FROM news LIMIT 1")
+            assert len(rows) == 1 and proxy.seen == 2
+    finally:
+        await backend.close()
