@@ -206,7 +206,7 @@ class NewsdeskBot(commands.Bot):
     async def setup_hook(self) -> None:
         await checks.load_owners(self)
         if self.open_index:
-            settings = Settings(Path(self.config.db), Path(self.config.corpus).resolve())
+            settings = Settings(Path(self.config.db), Path(self.config.corpus).resolve(), self.config.search)
             # A database proven damaged is rebuilt at start-up (the damaged file is kept): an operator's
             # long-running bot should come back answering, not stop on a file it can replace.
             self._desk = desk = await Newsdesk.open(settings, repair=True, on_wait=_log.info)

@@ -39,6 +39,7 @@ class Config:
     guild_ready_timeout: float = 2.0
     shards: int | Literal["auto"] | None = None   # None: one gateway connection (commands.Bot)
     shard_ids: tuple[int, ...] | None = None       # the shards this process runs; None: all of them
+    search: str = "embedded"            # NEWSDESK_SEARCH: or a search cluster's aggregator, sphinx://HOST:PORT
 
     @property
     def sharded(self) -> bool:
@@ -47,7 +48,7 @@ class Config:
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env"), **overrides) -> "Config":
         """Read DISCORD_TOKEN, NEWSDESK_DB, NEWSDESK_CORPUS, NEWSDESK_GUILD_ID, NEWSDESK_ADMIN_GUILDS,
-        DISCORD_API_BASE, DISCORD_GATEWAY_URL, NEWSDESK_SHARDS, NEWSDESK_SHARD_IDS.
+        DISCORD_API_BASE, DISCORD_GATEWAY_URL, NEWSDESK_SHARDS, NEWSDESK_SHARD_IDS, NEWSDESK_SEARCH.
 
         The environment wins over the .env file; keyword overrides (None is ignored) win over both.
         """
@@ -78,6 +79,7 @@ class Config:
             "gateway_url": get("DISCORD_GATEWAY_URL"),
             "shards": shards,
             "shard_ids": shard_ids,
+            "search": where.search,
         }
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
