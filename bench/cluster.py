@@ -15,8 +15,11 @@ Steps, each measured program in a process of its own:
    `--db B --search sphinx://...` (the local build plus the writes to every mirror), measured the same way;
    the searchd processes' RSS is sampled on the side (it is the cluster's memory, not the builder's);
 4. the same questions through both, each in a fresh process: `Newsdesk.open(...)` and `await desk.ask(q, k=5)`
-   one at a time (5 warm-up questions first), wall clock per ask; plus how often both give the same top
-   passage (and the same top 5);
+   one at a time (5 warm-up questions first), wall clock per ask; the cluster once per candidate depth in
+   `--depths` (the first is the product's, index/remote.py CANDIDATE_DEPTH); plus how often both give the same
+   top passage and the same top 5, exactly and up to ties: every hit's score is recorded, so a rank holding
+   another passage with the same score (a tie settled among a different candidate set) is told apart from one
+   holding a lower-scored passage (the better one was not among the cluster's candidates);
 5. `newsdesk cluster down DIR`, and then any searchd PID recorded at start-up still alive is killed by that PID:
    always, in `finally` (SIGTERM and SIGINT to this script end up there too).
 
@@ -259,19 +262,21 @@ def measured_build(label: str, work: Path, cmd: list[str], side_pids: Any = None
             "cpu_pressure_share": _pressure_share(before, after)}
 
 
-def measured_queries(label: str, work: Path, db: Path, corpus: Path, search: str, questions: Path) -> dict[str, Any]:
+def measured_queries(label: str, work: Path, db: Path, corpus: Path, search: str, questions: Path,
+                     depth: int | None = None) -> dict[str, Any]:
     result = work / f"{label}.queries.json"
     before = _machine()
     subprocess.run([sys.executable, "-m", "bench.cluster", "--child-queries", "--db", str(db), "--corpus", str(corpus),
-                    "--search", search, "--questions", str(questions), "--result", str(result)],
-                   cwd=REPO_ROOT, check=True, env=_env())
+                    "--search", search, "--questions", str(questions), "--result", str(result)]
+                   + (["--depth", str(depth)] if depth else []), cwd=REPO_ROOT, check=True, env=_env())
     after = _machine()
     out = json.loads(result.read_text())
     out.update(machine_before=before, machine_after=after, cpu_pressure_share=_pressure_share(before, after))
     return out
 
 
-async def _ask_all(db: Path, corpus: Path, search: str, questions: list[str], k: int) -> dict[str, Any]:
+async def _ask_all(db: Path, corpus: Path, search: str, questions: list[str], k: int,
+                   depth: int | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     from index.config import Settings
     from index.desk import Newsdesk
@@ -279,8 +284,14 @@ async def _ask_all(db: Path, corpus: Path, search: str, questions: list[str], k:
     imported = time.perf_counter()
     desk = await Newsdesk.open(Settings(db, corpus, search), build_if_missing=False)
     opened = time.perf_counter()
+    if depth is not None:
+        from index.remote import ClusterSearcher
+
+        searcher = desk._loaded()[0]
+        assert isinstance(searcher, ClusterSearcher), "--depth is the cluster's candidate depth"
+        searcher.depth = depth
     rss_open = _rss_kb(os.getpid()) / 1024
-    seconds, tops, top5, abstained, partial = [], [], [], 0, 0
+    seconds, tops, top5, scores, abstained, partial = [], [], [], [], 0, 0
     async with desk:
         for i, q in enumerate(questions):
             started = time.perf_counter()
@@ -292,14 +303,52 @@ async def _ask_all(db: Path, corpus: Path, search: str, questions: list[str], k:
             seconds.append(took)
             tops.append(hits[0].passage_id if hits else None)
             top5.append([h.passage_id for h in hits[:k]])
+            scores.append([h.score for h in hits[:k]])
             abstained += answer.abstained is not None
             partial += bool(answer.search.partial_shards)
     ms = [s * 1000 for s in seconds]
-    return {"search": search, "import_s": imported - t0, "open_s": opened - imported, "rss_after_open_mb": rss_open,
+    return {"search": search, "depth": depth, "import_s": imported - t0, "open_s": opened - imported, "rss_after_open_mb": rss_open,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "questions": len(ms), "p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95), "p99_ms": _pct(ms, 99),
             "max_ms": max(ms), "mean_ms": statistics.fmean(ms), "abstained": abstained, "partial": partial,
-            "top": tops, "top5": top5, "ms": ms}
+            "top": tops, "top5": top5, "scores": scores, "ms": ms}
+
+
+# Two scores are the same when they differ only in the last bits: the cluster's re-scoring sums the same
+# terms in another order than the embedded MaxScore loop.
+SCORE_TOLERANCE = 1e-9
+
+
+def _same_score(a: float, b: float) -> bool:
+    return abs(a - b) <= SCORE_TOLERANCE * max(1.0, abs(a), abs(b))
+
+
+def agreement(emb: dict[str, Any], clu: dict[str, Any]) -> dict[str, Any]:
+    """How often the cluster's top 5 is the embedded one: exactly, and up to ties (the same score at every
+    rank, passages that differ being tied with the embedded ones). A differing list is classed at its first
+    rank whose score differs: `cluster_lower` means a better passage was not among the cluster's candidates."""
+    out: dict[str, Any] = {"questions": len(emb["top"]), "same_top": sum(a == b for a, b in zip(emb["top"], clu["top"])),
+                           "same_top5": sum(a == b for a, b in zip(emb["top5"], clu["top5"]))}
+    if "scores" not in emb or "scores" not in clu:
+        return out                          # a run from before scores were recorded
+    same_top_tied = same_tied = lower = higher = 0
+    worst = 0.0                             # the largest score difference of one passage between the two paths
+    for ids_e, ids_c, sc_e, sc_c in zip(emb["top5"], clu["top5"], emb["scores"], clu["scores"]):
+        for pid, score in zip(ids_c, sc_c):
+            if pid in ids_e:
+                worst = max(worst, abs(score - sc_e[ids_e.index(pid)]))
+        same_top_tied += bool(sc_e and sc_c and _same_score(sc_e[0], sc_c[0]))
+        if len(sc_e) == len(sc_c) and all(_same_score(a, b) for a, b in zip(sc_e, sc_c)):
+            same_tied += 1
+            continue
+        first = next((i for i, (a, b) in enumerate(zip(sc_e, sc_c)) if not _same_score(a, b)), None)
+        if first is None or sc_c[first] < sc_e[first]:
+            lower += 1
+        else:
+            higher += 1
+    out.update(same_top_up_to_ties=same_top_tied, same_top5_up_to_ties=same_tied, cluster_lower=lower,
+               cluster_higher=higher, max_score_difference_same_passage=worst)
+    return out
 
 
 # -- the cluster ------------------------------------------------------------------------------------
@@ -391,6 +440,7 @@ def run(args: argparse.Namespace, out: dict[str, Any]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"bench-cluster-{args.passages}-", dir=args.tmp))
     corpus, db_a, db_b, cluster_dir = work / "corpus", work / "embedded.db", work / "cluster.db", work / "cluster"
     out.update({"meta": {"started": started, "passages": args.passages, "queries": args.queries, "k": args.k,
+                         "depths": args.depths,
                          "shards": 2, "replicas": 2, "cpus": os.cpu_count(), "python": sys.version.split()[0],
                          "index_sha256_12": _engine_digest(), **_git(), "work": str(work),
                          "searchd": shutil.which("searchd")},
@@ -452,15 +502,21 @@ def run(args: argparse.Namespace, out: dict[str, Any]) -> dict[str, Any]:
         out["embedded_queries"] = measured_queries("embedded", work, db_a, corpus, "embedded", qfile)
         print(f"[{args.passages:,}] embedded queries: p50 {out['embedded_queries']['p50_ms']:.1f} ms, p95 "
               f"{out['embedded_queries']['p95_ms']:.1f} ms; load {os.getloadavg()[0]:.2f}", flush=True)
-        out["cluster_queries"] = measured_queries("cluster", work, db_b, corpus, url, qfile)
-        print(f"[{args.passages:,}] cluster queries: p50 {out['cluster_queries']['p50_ms']:.1f} ms, p95 "
-              f"{out['cluster_queries']['p95_ms']:.1f} ms; load {os.getloadavg()[0]:.2f}", flush=True)
-        out["searchd_rss_after_queries_mb"] = sum(_rss_kb(p) for p in servers) / 1024
+        out["cluster_depths"] = {}
+        from index.remote import CANDIDATE_DEPTH
 
-        emb, clu = out["embedded_queries"], out["cluster_queries"]
-        pairs = list(zip(emb["top"], clu["top"]))
-        out["agreement"] = {"questions": len(pairs), "same_top": sum(a == b for a, b in pairs),
-                            "same_top5": sum(a == b for a, b in zip(emb["top5"], clu["top5"]))}
+        for depth in args.depths or [CANDIDATE_DEPTH]:
+            queries = measured_queries(f"cluster_d{depth}", work, db_b, corpus, url, qfile, depth)
+            agreed = agreement(out["embedded_queries"], queries)
+            out["cluster_depths"][str(depth)] = {"agreement": agreed, **{key: queries[key] for key in (
+                "p50_ms", "p95_ms", "max_ms", "partial", "abstained")}}
+            if "cluster_queries" not in out:
+                out["cluster_queries"], out["agreement"] = queries, agreed
+                out["searchd_rss_after_queries_mb"] = sum(_rss_kb(p) for p in servers) / 1024
+            print(f"[{args.passages:,}] cluster queries at depth {depth}: p50 {queries['p50_ms']:.1f} ms, p95 "
+                  f"{queries['p95_ms']:.1f} ms; same top 5 {agreed['same_top5']}, up to ties "
+                  f"{agreed.get('same_top5_up_to_ties')}, a better passage missed {agreed.get('cluster_lower')} "
+                  f"/ {agreed['questions']}; load {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         if cluster_dir.exists():
             pids = sorted(set(pids) | set(_searchd_pids(cluster_dir)))
@@ -506,6 +562,16 @@ def table(r: dict[str, Any]) -> str:
         ("abstained / partial answers", f"{eq['abstained']} / {eq['partial']}", f"{cq['abstained']} / {cq['partial']}", ""),
         ("same top passage as embedded", "", f"{ag['same_top']} / {ag['questions']}", f"{ag['same_top'] / ag['questions']:.1%}"),
         ("same top 5 (in order) as embedded", "", f"{ag['same_top5']} / {ag['questions']}", f"{ag['same_top5'] / ag['questions']:.1%}"),
+    ]
+    if "same_top5_up_to_ties" in ag:
+        rows.append(("same top 5 up to ties (the same score at every rank)", "",
+                     f"{ag['same_top5_up_to_ties']} / {ag['questions']}", f"{ag['same_top5_up_to_ties'] / ag['questions']:.1%}"))
+    for depth, d in list(r.get("cluster_depths", {}).items())[1:]:
+        a = d["agreement"]
+        rows.append((f"at depth {depth}: p50 / p95 (ms); same top 5, up to ties", "",
+                     f"{_f(d['p50_ms'], 2)} / {_f(d['p95_ms'], 2)}; {a['same_top5']}, {a.get('same_top5_up_to_ties', '–')} "
+                     f"/ {a['questions']}", ""))
+    rows += [
         ("load average (1 min), build / queries", f"{eb['machine_after']['loadavg'][0]:.2f} / {eq['machine_after']['loadavg'][0]:.2f}",
          f"{cb['machine_after']['loadavg'][0]:.2f} / {cq['machine_after']['loadavg'][0]:.2f}", ""),
         ("CPU pressure (share of time a task waited), build / queries",
@@ -524,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passages", type=int, default=1_000_000)
     ap.add_argument("--queries", type=int, default=500, help="timed questions (after 5 warm-up ones)")
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--depths", type=lambda v: [int(d) for d in v.split(",")], default=None,
+                    help="candidate depths the cluster is asked at, comma-separated; the first is reported in the "
+                         "main rows (default: the product's, index/remote.py CANDIDATE_DEPTH)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "cluster.json")
     ap.add_argument("--tmp", type=Path, default=None, help="where the corpus, databases and cluster go (default $TMPDIR)")
     ap.add_argument("--keep-tmp", action="store_true")
@@ -534,11 +603,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search", help=argparse.SUPPRESS)
     ap.add_argument("--questions", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--depth", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child_queries:
         questions = json.loads(args.questions.read_text())
-        measured = asyncio.run(_ask_all(args.db, args.corpus, args.search, questions, args.k))
+        measured = asyncio.run(_ask_all(args.db, args.corpus, args.search, questions, args.k, args.depth))
         args.result.write_text(json.dumps(measured))
         return 0
 
