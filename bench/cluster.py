@@ -307,7 +307,8 @@ async def _ask_all(db: Path, corpus: Path, search: str, questions: list[str], k:
             abstained += answer.abstained is not None
             partial += bool(answer.search.partial_shards)
     ms = [s * 1000 for s in seconds]
-    return {"search": search, "depth": depth, "import_s": imported - t0, "open_s": opened - imported, "rss_after_open_mb": rss_open,
+    return {"search": search, "depth": depth, "import_s": imported - t0, "open_s": opened - imported,
+            "rss_after_open_mb": rss_open,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "questions": len(ms), "p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95), "p99_ms": _pct(ms, 99),
             "max_ms": max(ms), "mean_ms": statistics.fmean(ms), "abstained": abstained, "partial": partial,
@@ -327,7 +328,8 @@ def agreement(emb: dict[str, Any], clu: dict[str, Any]) -> dict[str, Any]:
     """How often the cluster's top 5 is the embedded one: exactly, and up to ties (the same score at every
     rank, passages that differ being tied with the embedded ones). A differing list is classed at its first
     rank whose score differs: `cluster_lower` means a better passage was not among the cluster's candidates."""
-    out: dict[str, Any] = {"questions": len(emb["top"]), "same_top": sum(a == b for a, b in zip(emb["top"], clu["top"])),
+    out: dict[str, Any] = {"questions": len(emb["top"]),
+                           "same_top": sum(a == b for a, b in zip(emb["top"], clu["top"])),
                            "same_top5": sum(a == b for a, b in zip(emb["top5"], clu["top5"]))}
     if "scores" not in emb or "scores" not in clu:
         return out                          # a run from before scores were recorded

@@ -155,7 +155,8 @@ class SphinxBackend:
                 if write and again:
                     _log.warning("A write to %s:%d took over %.0f s; sending it again", host, port, timeout)
                     continue
-                raise SearchUnavailable(f"The search node {host}:{port} did not answer within {timeout:.0f} s.") from None
+                late = f"The search node {host}:{port} did not answer within {timeout:.0f} s."
+                raise SearchUnavailable(late) from None
             except OSError as e:
                 if again:
                     await asyncio.sleep(delay)

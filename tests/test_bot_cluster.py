@@ -57,4 +57,5 @@ async def test_aggregator_down_the_asker_gets_one_ephemeral_line(cluster, fake: 
         assert "Traceback" not in text and not re.search(r"\w/\w|\.py\b", text), text
         # The public "thinking…" is removed rather than left spinning or turned into the error for everyone.
         assert fake.requests_matching("DELETE", ORIGINAL)
-        assert not [r for r in fake.requests_matching("PATCH", ORIGINAL) if r.json and "does not answer" in content_of(r)]
+        edits = fake.requests_matching("PATCH", ORIGINAL)
+        assert not [r for r in edits if r.json and "does not answer" in content_of(r)]

@@ -7,6 +7,7 @@ cluster tests skip locally and fail in CI (CI=true), where .ci/run installs sphi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from index import sphinx
+from index.bm25 import BM25Index
+from index.build import DEFAULT_PARAMS
 from index.backend import SearchUnavailable, StoredPassage, content_hash
 from index.cli import main
 from index.sphinx import SphinxBackend, escape_match, passage_int, shard_of, term_token
@@ -222,5 +225,39 @@ async def test_a_write_is_sent_again_after_a_dropped_connection_or_a_timeout_a_r
         async with Interfering(node, b"SELECT", drop=1) as proxy:     # a dropped one is, once
             rows, _ = await backend._run("127.0.0.1", proxy.port, "SELECT id FROM news LIMIT 1")
             assert len(rows) == 1 and proxy.seen == 2
+    finally:
+        await backend.close()
+
+
+@pytest.mark.asyncio
+async def test_the_engine_ranks_candidates_by_bm25_plus_tf_length_and_weights(cluster) -> None:
+    """Among passages matching the same term, the cluster's candidate order is BM25+'s (a second occurrence
+    and a shorter passage count as the build's k1 and b say); a query term's weight reaches the engine."""
+    directory, url = cluster
+    layout = json.loads((directory / "cluster.json").read_text())
+    mirrors = [f"127.0.0.1:{n['sql_port']}" for n in layout["nodes"] if n["shard"] == 0]
+    shapes = {"p1": (1, 10), "p2": (2, 10), "p3": (1, 5), "p4": (1, 20), "p5": (2, 20), "p6": (3, 14), "p7": (1, 7)}
+    terms = {pid: ["alpha"] * tf + [f"fill{pid}{i}" for i in range(length - tf)]
+             for pid, (tf, length) in shapes.items()}
+    terms |= {"b1": ["beta"] + ["x"] * 9, "g1": ["gamma"] + ["x"] * 9, "n1": ["x"] * 10, "n2": ["y"] * 10}
+    passages = {pid: StoredPassage(PassageRecord(pid, pid, ()), t) for pid, t in terms.items()}
+
+    async def load(ids: list[str]) -> list[StoredPassage]:
+        return [passages[i] for i in ids]
+
+    index = BM25Index.build(terms.values(), DEFAULT_PARAMS)
+    embedded = [list(terms)[d.doc] for d in index.top_k(index.query_weights(["alpha"]), 10)]
+    backend = SphinxBackend(url)
+    try:
+        await backend.set_layout({"shards": [mirrors], "api": {}})     # all on shard 0: one IDF
+        await backend.write([(pid, content_hash(p)) for pid, p in passages.items()], load)
+        backend.ranking = sphinx.ranker(dataclasses.asdict(DEFAULT_PARAMS), index.avgdl)
+        found = await backend.candidates({"alpha": 1.0}, 10)
+        assert [c.id for c in found.items] == embedded
+        # Neither length alone nor tf alone gives that order: both reach the engine's ranking.
+        assert embedded != sorted(embedded, key=lambda p: shapes[p][1])
+        assert embedded != sorted(embedded, key=lambda p: -shapes[p][0])
+        for weights, first in (({"beta": 1.0, "gamma": 0.5}, "b1"), ({"beta": 0.5, "gamma": 1.0}, "g1")):
+            assert [c.id for c in (await backend.candidates(weights, 10)).items][0] == first
     finally:
         await backend.close()
