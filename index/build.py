@@ -23,11 +23,12 @@ from typing import Callable, Iterable, Iterator
 
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index, BM25Params
-from .compiled import INDEX_FORMAT, SENTENCE_BLOBS, index_format, stored_splitter, to_blobs
+from .compiled import BUILD_STATE_BLOBS, INDEX_FORMAT, index_format, layout_format, stored_splitter, to_blobs
 from .corpus import Article, Problem, parse_file, scan_corpus
 from .memory import release_gradually
 from .errors import BuildFailed, BuildInterrupted, CorpusError, DatabaseDamaged, NewsdeskError
 from .passages import Passage, assign_ids, make_passages
+from .quotes import LAYOUT_FORMAT, LayoutMaker
 from .search import Searcher, expansion_table
 from .store import BuildRecord, Writer, WriteLock, check_path, quick_check, salvage, swap_in
 from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
@@ -262,11 +263,13 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         before_signatures = writer.article_signatures()
         before_positions = writer.occurrence_keys([f.relative for f in changed] + gone)
         known = writer.passage_ids_by_key()
-        stored = writer.index_blobs(SENTENCE_BLOBS)
+        stored = writer.index_blobs(BUILD_STATE_BLOBS)
         # The sentence model is learnt once, on the first build's corpus (or again when the analysis
         # changed, when every file is re-read): re-learning it would move the cuts of long paragraphs.
         splitter = None if fresh else stored_splitter(stored)
-        current = splitter is not None and index_format(stored) == INDEX_FORMAT
+        # Passages stored before layouts (or with another format of them) are laid out once, below.
+        stale_layouts = not fresh and layout_format(stored) != LAYOUT_FORMAT
+        current = splitter is not None and index_format(stored) == INDEX_FORMAT and not stale_layouts
         if splitter is None:
             splitter = SentenceSplitter.train(p.text for a in articles for p in a.paragraphs)
         passages = make_passages(articles, splitter)
@@ -274,9 +277,11 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         writer.delete_files([f.relative for f in changed] + gone)
         _write_articles(writer, articles, {f.relative: f.digest for f in changed})
         analyzer = make_analyzer(vocabulary)    # one per build: the irregular table is stemmed once
-        new_rows = _analyse(passages, known, analyzer, fresh, report, cancel)
-        writer.update_tokens((tokens, key) for key, tokens in new_rows.refreshed.items())
+        new_rows = _analyse(passages, known, analyzer, splitter, fresh, report, cancel)
+        writer.update_tokens((tokens, layout, key) for key, (tokens, layout) in new_rows.refreshed.items())
         writer.insert_passages(new_rows.inserted)
+        if stale_layouts:
+            _lay_out_stored(writer, analyzer, splitter, report, cancel)
         writer.insert_occurrences(
             (o.source, o.paragraph, o.part, new_rows.ids[p.key], o.section) for p in passages for o in p.occurrences)
         removed = writer.delete_orphan_passages()
@@ -332,21 +337,36 @@ def _parse_all(files, report: Progress) -> tuple[list[Article], list[Problem]]:
 @dataclass
 class _Analysed:
     ids: dict[str, str]                     # key -> passage id, for every passage of the changed files
-    inserted: list[tuple[str, str, str, str]]
-    refreshed: dict[str, str]               # key -> tokens: stored passages whose analysis changed
+    inserted: list[tuple[str, str, str, str, bytes]]
+    refreshed: dict[str, tuple[str, bytes]]  # key -> (tokens, layout): stored passages whose analysis changed
 
 
-def _analyse(passages: list[Passage], known: dict[str, str], analyzer: Analyzer, fresh: bool,
-             report: Progress, cancel: Cancellation) -> _Analysed:
-    """Tokens for the passages not stored yet (and for all of them when the analysis itself changed)."""
+def _analyse(passages: list[Passage], known: dict[str, str], analyzer: Analyzer, splitter: SentenceSplitter,
+             fresh: bool, report: Progress, cancel: Cancellation) -> _Analysed:
+    """Tokens and layouts for the passages not stored yet (and for all of them when the analysis itself changed)."""
     new_ids = assign_ids((p.key for p in passages), known, _set_in_slices(known.values()))
     ids = {p.key: known.get(p.key) or new_ids[p.key] for p in passages}
     todo = [p for p in passages if fresh or p.key not in known]
     report("analysing", 0, len(todo))
-    tokens = _tokenize_all([p.text for p in todo], analyzer, report, cancel)
-    inserted = [(ids[p.key], p.key, p.text, t) for p, t in zip(todo, tokens) if p.key not in known]
-    refreshed = {p.key: t for p, t in zip(todo, tokens) if p.key in known}
+    analysed = _tokenize_all([p.text for p in todo], analyzer, splitter, report, cancel)
+    inserted = [(ids[p.key], p.key, p.text, t, layout) for p, (t, layout) in zip(todo, analysed) if p.key not in known]
+    refreshed = {p.key: a for p, a in zip(todo, analysed) if p.key in known}
     return _Analysed(ids, inserted, refreshed)
+
+
+# Passages laid out per step when a database from before layouts gets them: bounds the texts held at once.
+LAY_OUT_BATCH = 100_000
+
+
+def _lay_out_stored(writer: Writer, analyzer: Analyzer, splitter: SentenceSplitter, report: Progress,
+                    cancel: Cancellation) -> None:
+    """Lay out the stored passages that have no layout of the current format (once, for an older database)."""
+    after = done = 0
+    while rows := writer.texts_to_lay_out(LAYOUT_FORMAT, after, LAY_OUT_BATCH):
+        report("laying out", done, 0)
+        analysed = _tokenize_all([text for _, text in rows], analyzer, splitter, report, cancel, tokens=False)
+        writer.set_layouts((layout, rowid) for (rowid, _), (_, layout) in zip(rows, analysed))
+        after, done = rows[-1][0], done + len(rows)
 
 
 def _set_in_slices(values: Iterable[str]) -> set[str]:
@@ -361,25 +381,29 @@ def _set_in_slices(values: Iterable[str]) -> set[str]:
 PARALLEL_FROM = 20_000
 
 
-def _tokenize_all(texts: list[str], analyzer: Analyzer, report: Progress, cancel: Cancellation) -> list[str]:
-    """Each text's terms, space-joined as stored; spread over the CPU cores for a large corpus.
+def _tokenize_all(texts: list[str], analyzer: Analyzer, splitter: SentenceSplitter, report: Progress,
+                  cancel: Cancellation, tokens: bool = True) -> list[tuple[str, bytes]]:
+    """Each text's terms, space-joined as stored (empty when tokens=False), and its layout; spread over the
+    CPU cores for a large corpus.
 
     The workers are spawned, never forked: a fork of the bot would copy its event loop, its sockets and
     hundreds of MB of index into each worker. Each worker also watches its parent and exits with it.
     """
     workers = min(os.cpu_count() or 1, 8)
     if len(texts) < PARALLEL_FROM or workers < 2:
+        lay_out = LayoutMaker(analyzer, splitter)
         out = []
         for i, text in enumerate(texts):
-            out.append(" ".join(analyzer.tokenize(text)))
+            out.append((" ".join(analyzer.tokenize(text)) if tokens else "", lay_out(text)))
             if i % 2000 == 0:
                 report("analysing", i, len(texts))
         return out
     chunk = 2000
-    pieces = [texts[i:i + chunk] for i in range(0, len(texts), chunk)]
+    pieces = [(texts[i:i + chunk], tokens) for i in range(0, len(texts), chunk)]
     out = []
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(analyzer.term_map, os.getpid()))
+    pool = context.Pool(workers, initializer=_start_worker,
+                        initargs=(analyzer.term_map, splitter.to_json(), os.getpid()))
     try:
         # Polled, not iterated: a pool terminated under a blocking imap never wakes it, which left a
         # cancelled build (and its write lock and transaction) hanging for good. Terminating is left
@@ -401,11 +425,13 @@ def _tokenize_all(texts: list[str], analyzer: Analyzer, report: Progress, cancel
 
 
 _worker_analyzer: Analyzer | None = None
+_worker_lay_out: LayoutMaker | None = None
 
 
-def _start_worker(term_map: dict[str, str], parent: int) -> None:
-    global _worker_analyzer
+def _start_worker(term_map: dict[str, str], sentences: str, parent: int) -> None:
+    global _worker_analyzer, _worker_lay_out
     _worker_analyzer = Analyzer(term_map)
+    _worker_lay_out = LayoutMaker(_worker_analyzer, SentenceSplitter.from_json(sentences))
     die_with_parent(parent)
 
 
@@ -431,9 +457,10 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _tokenize_chunk(texts: list[str]) -> list[str]:
-    assert _worker_analyzer is not None
-    return [" ".join(_worker_analyzer.tokenize(text)) for text in texts]
+def _tokenize_chunk(job: tuple[list[str], bool]) -> list[tuple[str, bytes]]:
+    texts, tokens = job
+    assert _worker_analyzer is not None and _worker_lay_out is not None
+    return [(" ".join(_worker_analyzer.tokenize(text)) if tokens else "", _worker_lay_out(text)) for text in texts]
 
 
 def _write_articles(writer: Writer, articles: list[Article], digests: dict[str, str]) -> None:

@@ -12,10 +12,11 @@ from typing import Sequence
 
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index, lines_blob
+from .quotes import LAYOUT_FORMAT
 from .search import ExpansionGroup, Searcher
 from .vocabulary import Vocabulary
 
-__all__ = ("INDEX_FORMAT", "index_format", "to_blobs", "from_blobs", "stored_splitter")
+__all__ = ("INDEX_FORMAT", "index_format", "layout_format", "to_blobs", "from_blobs", "stored_splitter", "BUILD_STATE_BLOBS")
 
 _log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ _log = logging.getLogger(__name__)
 INDEX_FORMAT = 3
 
 _FORMAT, _IDS, _SENTENCES, _TERM_MAP, _EXPANSIONS = "format", "passage_ids", "sentences", "term_map", "expansions"
+# The format of the passages' stored layouts (passages.layout) when this index was compiled: every passage had one.
+_LAYOUTS = "layouts"
 
 
 def index_format(blobs: dict[str, bytes]) -> int | None:
@@ -33,10 +36,19 @@ def index_format(blobs: dict[str, bytes]) -> int | None:
         return None
 
 
+def layout_format(blobs: dict[str, bytes]) -> int | None:
+    """The layout format every passage had when the stored index was compiled (None: from before layouts)."""
+    try:
+        return int(blobs[_LAYOUTS])
+    except (KeyError, ValueError):
+        return None
+
+
 def to_blobs(index: BM25Index, passage_ids: Sequence[str], splitter: SentenceSplitter, analyzer: Analyzer,
              expansions: Sequence[ExpansionGroup]) -> dict[str, bytes | memoryview]:
     blobs = index.to_arrays()
     blobs[_FORMAT] = str(INDEX_FORMAT).encode()
+    blobs[_LAYOUTS] = str(LAYOUT_FORMAT).encode()
     blobs[_IDS] = lines_blob(passage_ids)
     blobs[_SENTENCES] = splitter.to_json().encode()
     # The analysis tables, resolved at build time so that start-up does not stem them again.
@@ -59,4 +71,5 @@ def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:
     return SentenceSplitter.from_json(blobs[_SENTENCES].decode()) if _SENTENCES in blobs else None
 
 
-SENTENCE_BLOBS = (_FORMAT, _SENTENCES)
+BUILD_STATE_BLOBS = (_FORMAT, _SENTENCES, _LAYOUTS)
+"""The blobs a later build reads back: the format, the sentence model it keeps, and whether layouts are current."""

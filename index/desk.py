@@ -3,6 +3,9 @@
 Reads go through a read-only connection and the searcher in memory; a rebuild runs whole in a worker
 thread (the event loop only awaits it) and hands back the searcher it compiled, which is swapped in
 while searches already running finish on the old one.
+
+An answer is one trip to a worker thread: search, the shown passages (from a cache of the loaded build's
+records, else one read transaction on a plain connection), their quotes from the layouts the build stored.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import asyncio
 import logging
 import os
 import sys
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, TypeVar
@@ -23,7 +28,7 @@ from .config import Settings
 from .errors import (ArticleNotFound, DatabaseBusy, DatabaseDamaged, IndexNotBuilt, PassageNotFound, QueryError,
                      RebuildInProgress)
 from .listing import Named, focus_of, names_in_quotes
-from .quotes import Quote, select_quote
+from .quotes import QUOTE_CHARS, Quote, TextLayout, quote_of
 from .inert import clean, inert
 from .search import Hit, Searcher, SearchResult
 from .store import ArticleInfo, BuildRecord, PassageRecord, PendingAnswer, Reader, Writer
@@ -50,6 +55,8 @@ BUILD_SWITCH_INTERVAL_S = 0.001
 REFRESH_EVERY_S = 5.0
 # A reader replaced by a swap is closed this much later, so that reads already started can finish on it.
 READER_GRACE_S = 30.0
+# Passages (record and layout) kept in memory per loaded build: a few MB, and most asked-about passages.
+RECORD_CACHE = 4_096
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,48 @@ class Answer:
     @property
     def abstained(self) -> str | None:
         return self.search.abstained
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A passage as an answer quotes it: its record and where its words and sentences stand."""
+
+    record: PassageRecord
+    layout: TextLayout
+
+
+class _Records:
+    """The passages of one build that answers showed lately, most recent kept (up to `size`).
+
+    A new one is made for every build the desk loads, so a record can only be served by the searcher of
+    its own build; and only passages read while that build was the newest committed one are kept.
+    Used from worker threads at once, hence the lock.
+    """
+
+    def __init__(self, build_id: int, size: int = RECORD_CACHE) -> None:
+        self.build_id = build_id
+        self.size = size
+        self._items: OrderedDict[str, _Shown] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, ids: list[str]) -> dict[str, _Shown]:
+        with self._lock:
+            found = {pid: self._items[pid] for pid in ids if pid in self._items}
+            for pid in found:
+                self._items.move_to_end(pid)
+        return found
+
+    def put(self, shown: dict[str, _Shown]) -> None:
+        with self._lock:
+            self._items.update(shown)
+            for pid in shown:
+                self._items.move_to_end(pid)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class _Stale(Exception):
+    """Some shown passages are gone from the rows: another process committed a build our searcher predates."""
 
 
 class Newsdesk:
@@ -95,6 +144,7 @@ class Newsdesk:
         self._last_refresh = time.monotonic()
         self._background: set[asyncio.Future] = set()
         self._retiring: set[asyncio.TimerHandle] = set()     # old searchers waiting to be let go
+        self._records = _Records(0)                             # of the build loaded; replaced with it
 
     @property
     def db(self) -> Path:
@@ -248,6 +298,7 @@ class Newsdesk:
 
     async def _swap(self, searcher: Searcher, build: BuildRecord) -> None:
         old, self.searcher, self.build = self.searcher, searcher, build
+        self._records = _Records(build.id)
         if old is not None:
             # Asks already running still use the old index. Held here a while longer, it is not freed by
             # whichever of them finishes last (on the loop: a million-passage index takes ~100 ms to free)
@@ -307,7 +358,7 @@ class Newsdesk:
             elif self.build is None or built.build.id != self.build.id + 1:
                 await self.reload()           # nothing changed, but what we hold is not the stored index
             else:
-                self.build = built.build
+                self.build, self._records = built.build, _Records(built.build.id)
         await self._flush_votes()
         await self._flush_pending()
         return built
@@ -322,6 +373,7 @@ class Newsdesk:
         citations then name first. context: the earlier question a follow-up leans on (Searcher.search).
         """
         searcher, build = self._loaded()
+        records = self._records
         reader = await self._read()
         self._notice_other_builds()
         started = time.perf_counter()
@@ -331,30 +383,51 @@ class Newsdesk:
                 raise ArticleNotFound(f"No indexed article is called {inert(source)}.",
                                       "Give its path as `newsdesk cite` shows it (the bot's /sources lists them).")
             within = await reader.passage_ids_of(source)
-        for attempt in range(2):
-            result = await asyncio.to_thread(searcher.search, question, k, offset, within,
-                                             **({"context": context} if context else {}))
-            records = await reader.passages([hit.passage_id for hit in result.hits])
-            if attempt or all(hit.passage_id in records for hit in result.hits):
-                break
-            # Passages gone from the rows: another process committed a build our searcher predates. Load
-            # it and search again, rather than answer from the old build with holes in it.
-            stored = await reader.current_build()
-            if stored is None or stored.id <= build.id:
-                break
+        try:
+            return await asyncio.to_thread(self._respond, searcher, build, records, reader, question, k, offset,
+                                           within, context, source, started, True)
+        except _Stale:
+            # Load the newer build and search again, rather than answer from the old one with holes in it.
             await self.reload()
             searcher, build = self._loaded()
+            return await asyncio.to_thread(self._respond, searcher, build, self._records, reader, question, k, offset,
+                                           within, context, source, started, False)
+
+    @classmethod
+    def _respond(cls, searcher: Searcher, build: BuildRecord, records: _Records, reader: Reader, question: str,
+                 k: int, offset: int, within: set[str] | None, context: str | None, source: str | None,
+                 started: float, may_be_stale: bool) -> Answer:
+        """The whole answer, in a worker thread: search, the shown passages, their quotes."""
+        result = searcher.search(question, k, offset, within, **({"context": context} if context else {}))
+        ids = [hit.passage_id for hit in result.hits]
+        latest = reader.latest_build()
+        # Cached records are of the build this searcher was loaded with: served only while it is the newest.
+        shown = records.get(ids) if latest == records.build_id else {}
+        missing = [pid for pid in ids if pid not in shown]
+        if missing:
+            read_in, rows = reader.stored_passages(missing)
+            if may_be_stale and len(rows) < len(missing) and read_in is not None and read_in > build.id:
+                raise _Stale()
+            fresh = {pid: _Shown(row.record, TextLayout.from_bytes(row.layout, row.tokens)
+                                 or _laid_out_now(row.record.text, searcher)) for pid, row in rows.items()}
+            if read_in == records.build_id:
+                records.put(fresh)
+            shown.update(fresh)
         if source:
-            records = {pid: _cited_from(record, source) for pid, record in records.items()}
-        return await asyncio.to_thread(self._answer, searcher, build, question, result, records, started)
+            shown = {pid: replace(s, record=_cited_from(s.record, source)) for pid, s in shown.items()}
+        return cls._answer(searcher, build, question, result, {pid: s.record for pid, s in shown.items()}, started,
+                           {pid: s.layout for pid, s in shown.items()})
 
     @staticmethod
     def _answer(searcher: Searcher, build: BuildRecord, question: str, result: SearchResult,
-                records: dict[str, PassageRecord], started: float) -> Answer:
+                records: dict[str, PassageRecord], started: float,
+                layouts: dict[str, TextLayout] | None = None) -> Answer:
+        """The answer from the records of its hits; a passage without a layout given is laid out here."""
+        layouts = layouts or {}
         results = [
-            Result(records[hit.passage_id], hit,
-                   select_quote(records[hit.passage_id].text, result.highlight_terms, searcher.analyzer, searcher.splitter))
-            for hit in result.hits if hit.passage_id in records   # a passage gone in a swap is skipped
+            Result(record, hit, quote_of(record.text, layouts.get(record.id) or _laid_out_now(record.text, searcher),
+                                         result.highlight_terms, splitter=searcher.splitter))
+            for hit in result.hits if (record := records.get(hit.passage_id))   # a passage gone in a swap is skipped
         ]
         focus = focus_of(question) if results else None
         named = tuple(names_in_quotes(focus, ((r.record.id, r.quote.pieces) for r in results), searcher.places,
@@ -545,6 +618,11 @@ def _take_pending(db: Path, since: float, shards: Iterable[int] | None, wait_ms:
     if dropped:
         _log.info("Forgot %d answers left pending too long ago to edit", dropped)
     return answers
+
+
+def _laid_out_now(text: str, searcher: Searcher) -> TextLayout:
+    """A passage's layout made on the spot (one stored before layouts, or from a search cluster)."""
+    return TextLayout.of(text, searcher.analyzer, searcher.splitter, len(text) > QUOTE_CHARS)
 
 
 def _cited_from(record: PassageRecord, source: str) -> PassageRecord:

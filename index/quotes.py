@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import struct
+import sys
+from array import array
+from dataclasses import dataclass, replace
+from bisect import bisect_right
+from functools import cached_property
+from itertools import accumulate
+from operator import add
 from typing import Iterable
 
 from .analysis import Analyzer, SentenceSplitter
 
-__all__ = ("Quote", "select_quote", "QUOTE_CHARS")
+__all__ = ("Quote", "select_quote", "quote_of", "TextLayout", "LayoutMaker", "QUOTE_CHARS", "LAYOUT_FORMAT")
 
 # Past this length a quote keeps only the sentences that carry the matched words.
 QUOTE_CHARS = 700
@@ -43,18 +51,168 @@ class Quote:
         return all(piece and piece in stored for piece in self.pieces)
 
 
+# Bump when the stored layout's bytes change shape: a build then lays out every passage again.
+LAYOUT_FORMAT = 1
+
+Word = tuple[int, int, tuple[str, ...]]
+"""(start, end, analysed terms) of one word of a passage: Analyzer.word_spans's shape."""
+
+_NOT_LAID_OUT, _NARROW, _WIDE = 0, 1, 2       # the second byte: no layout, fields in 1 byte, fields in 2 bytes
+_NO_SENTENCES = 0xFFFF
+_CHUNK = re.compile(r"\S+")                    # what str.split() splits a text into, with offsets
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """Where a passage's words and sentences stand, and each word's terms: what quoting and highlighting read.
+
+    A build lays out each new passage once (LayoutMaker) and stores the bytes beside its text; an answer
+    reads them back (from_bytes) with the passage's stored tokens instead of running the analyzer over
+    every word and Punkt over every long passage shown. Kept as the stored columns, so that reading one
+    back is a few C-level copies; positions are summed up only when a word is matched.
+    """
+
+    gaps: tuple[int, ...]        # word i starts gaps[i] characters after word i-1 ends (the text's start for i=0)
+    lengths: tuple[int, ...]
+    counts: tuple[int, ...]      # how many of `terms` word i has (0 for a stopword)
+    terms: tuple[str, ...]       # every word's terms, in order: the passage's tokens
+    sentences: tuple[tuple[int, int], ...] | None    # None: not laid out (a short passage is quoted whole)
+
+    @classmethod
+    def of(cls, text: str, analyzer: Analyzer, splitter: SentenceSplitter, sentences: bool) -> "TextLayout":
+        """Laid out on the spot: the analyzer over every word, and Punkt if sentences are wanted."""
+        words = analyzer.word_spans(text)
+        return cls(tuple(s - e for (s, _, _), e in zip(words, [0] + [e for _, e, _ in words])),
+                   tuple(e - s for s, e, _ in words), tuple(len(terms) for _, _, terms in words),
+                   tuple(t for _, _, terms in words for t in terms),
+                   tuple(splitter.spans(text)) if sentences else None)
+
+    @cached_property
+    def ends(self) -> tuple[int, ...]:
+        return tuple(accumulate(map(add, self.gaps, self.lengths)))
+
+    @cached_property
+    def _term_ends(self) -> tuple[int, ...]:
+        return tuple(accumulate(self.counts))       # word w's terms are terms[_term_ends[w-1]:_term_ends[w]]
+
+    @property
+    def words(self) -> list[Word]:
+        """(start, end, terms) of every word, as Analyzer.word_spans gives them."""
+        starts = (0,) + self._term_ends
+        return [(end - length, end, self.terms[starts[w]:starts[w + 1]])
+                for w, (end, length) in enumerate(zip(self.ends, self.lengths))]
+
+    def matched(self, terms: frozenset[str]) -> list[tuple[int, int]]:
+        """The spans of the words with one of the terms, in order."""
+        hits = [i for i, term in enumerate(self.terms) if term in terms]
+        if not hits:
+            return []
+        words = sorted({bisect_right(self._term_ends, i) for i in hits})
+        ends = self.ends
+        return [(ends[w] - self.lengths[w], ends[w]) for w in words]
+
+    def with_sentences(self, text: str, splitter: SentenceSplitter) -> "TextLayout":
+        return replace(self, sentences=tuple(splitter.spans(text)))
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None, tokens: str) -> "TextLayout | None":
+        """The stored layout, its words given their terms from the passage's stored tokens (the words' terms
+        in order: LayoutMaker checked it). None when there is none to read, or one of another format."""
+        if not data or len(data) < 4 or data[0] != LAYOUT_FORMAT or data[1] == _NOT_LAID_OUT:
+            return None
+        (count,) = struct.unpack_from("<H", data, 2)
+        offset = 4
+        sentences = None
+        if count != _NO_SENTENCES:
+            flat = struct.unpack_from(f"<{2 * count}H", data, offset)
+            sentences = tuple(zip(flat[0::2], flat[1::2]))
+            offset += 4 * count
+        fields: bytes | array[int] = data[offset:]
+        if data[1] == _WIDE:
+            fields = array("H", fields)
+            if sys.byteorder == "big":
+                fields.byteswap()
+        counts = tuple(fields[2::3])
+        terms = tuple(tokens.split())
+        if sum(counts) != len(terms):
+            return None          # tokens from another analysis than the layout's: not to be trusted
+        return cls(tuple(fields[0::3]), tuple(fields[1::3]), counts, terms, sentences)
+
+
+class LayoutMaker:
+    """Lays out passages at build time, as bytes to store (TextLayout.from_bytes reads them).
+
+    A text is taken whitespace chunk by whitespace chunk, as Analyzer.tokenize takes it, and each distinct
+    chunk's words are worked out once: news text repeats its chunks, so most cost one dict lookup. The
+    terms themselves are not stored (the passage's tokens are), only how many each word has; a chunk whose
+    words' terms do not add up to its tokens (possible after Unicode normalisation) leaves the passage
+    without a layout, and an answer lays it out on the spot.
+    """
+
+    def __init__(self, analyzer: Analyzer, splitter: SentenceSplitter, sentences_over: int = QUOTE_CHARS) -> None:
+        self.analyzer = analyzer
+        self.splitter = splitter
+        self.sentences_over = sentences_over
+        self._chunks: dict[str, tuple[tuple[int, int, int], ...] | None] = {}
+
+    def __call__(self, text: str) -> bytes:
+        if len(text) > 0xFFFF:         # offsets are stored in two bytes; passages are far shorter
+            return bytes((LAYOUT_FORMAT, _NOT_LAID_OUT))
+        fields: list[int] = []
+        end = 0
+        for m in _CHUNK.finditer(text):
+            chunk = m.group()
+            try:
+                words = self._chunks[chunk]
+            except KeyError:
+                words = self._chunks[chunk] = self._words_of(chunk)
+            if words is None:
+                return bytes((LAYOUT_FORMAT, _NOT_LAID_OUT))
+            base = m.start()
+            for s, e, n in words:
+                fields += (base + s - end, e - s, n)
+                end = base + e
+        if len(text) > self.sentences_over:
+            spans = self.splitter.spans(text)
+            head = struct.pack(f"<H{2 * len(spans)}H", len(spans), *(i for span in spans for i in span))
+        else:
+            head = struct.pack("<H", _NO_SENTENCES)
+        narrow = max(fields, default=0) <= 0xFF
+        body = bytes(fields) if narrow else struct.pack(f"<{len(fields)}H", *fields)
+        return bytes((LAYOUT_FORMAT, _NARROW if narrow else _WIDE)) + head + body
+
+    def _words_of(self, chunk: str) -> tuple[tuple[int, int, int], ...] | None:
+        spans = self.analyzer.word_spans(chunk)
+        if [t for _, _, terms in spans for t in terms] != self.analyzer.tokenize(chunk):
+            return None
+        return tuple((s, e, len(terms)) for s, e, terms in spans)
+
+
 def select_quote(text: str, terms: Iterable[str], analyzer: Analyzer, splitter: SentenceSplitter,
                  max_chars: int = QUOTE_CHARS) -> Quote:
-    """The whole passage when short; otherwise the best sentences within max_chars, kept in reading order."""
+    """The whole passage when short; otherwise the best sentences within max_chars, kept in reading order.
+
+    Lays the text out on the spot (the analyzer over every word, Punkt when it is long): an answer reads the
+    layout its build stored instead (quote_of).
+    """
+    return quote_of(text, TextLayout.of(text, analyzer, splitter, len(text) > max_chars), terms, max_chars)
+
+
+def quote_of(text: str, layout: "TextLayout", terms: Iterable[str], max_chars: int = QUOTE_CHARS,
+             splitter: SentenceSplitter | None = None) -> Quote:
+    """select_quote over a layout already made; splitter is needed only if a long text's has no sentences."""
     terms = frozenset(terms)
-    highlights = _merge_runs(text, [(s, e) for s, e, word_terms in analyzer.word_spans(text) if terms.intersection(word_terms)])
+    highlights = _merge_runs(text, layout.matched(terms))
     if len(text) <= max_chars:
         return Quote(text, ((0, len(text)),), highlights)
-    sentences = splitter.spans(text) or [(0, len(text))]
-
-    def matched_in(span: tuple[int, int]) -> set[str]:
-        s, e = span
-        return {text[hs:he].lower() for hs, he in highlights if s <= hs and he <= e}
+    if layout.sentences is None:
+        if splitter is None:
+            raise ValueError("A long passage's layout without sentences needs the splitter.")
+        layout = layout.with_sentences(text, splitter)
+    assert layout.sentences is not None
+    sentences = list(layout.sentences) or [(0, len(text))]
+    matched = {span: {text[hs:he].lower() for hs, he in highlights if span[0] <= hs and he <= span[1]}
+               for span in sentences}
 
     # Greedy: each step takes the sentence adding the most new matched words (ties: earlier first).
     chosen: list[tuple[int, int]] = []
@@ -62,15 +220,15 @@ def select_quote(text: str, terms: Iterable[str], analyzer: Analyzer, splitter: 
     used = 0
     remaining = list(sentences)
     while remaining:
-        best = max(remaining, key=lambda sp: (len(matched_in(sp) - covered), len(matched_in(sp)), -sp[0]))
-        if not matched_in(best) and chosen:
+        best = max(remaining, key=lambda sp: (len(matched[sp] - covered), len(matched[sp]), -sp[0]))
+        if not matched[best] and chosen:
             break
         length = best[1] - best[0]
         if chosen and used + length > max_chars:
             remaining.remove(best)
             continue
         chosen.append(best)
-        covered |= matched_in(best)
+        covered |= matched[best]
         used += length
         remaining.remove(best)
         if used >= max_chars:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .inert import clean
@@ -83,6 +84,8 @@ def _with_urls(piece: str, escape: bool) -> str:
     """Escaped text, except that a bare URL is shown as <url>: linked as written, never unfurled."""
     if not escape:
         return piece
+    if "://" not in piece:           # no URL: the usual case, spared the search
+        return escape_markdown(piece)
     out, pos = [], 0
     for m in _BARE_URL.finditer(piece):
         out += [escape_markdown(piece[pos:m.start()]), f"<{m.group()}>"]
@@ -92,7 +95,7 @@ def _with_urls(piece: str, escape: bool) -> str:
 
 
 def _highlighted(text: str, start: int, end: int, highlights: Iterable[tuple[int, int]], escape: bool) -> str:
-    urls = [(m.start(), m.end()) for m in _BARE_URL.finditer(text)]
+    urls = [(m.start(), m.end()) for m in _BARE_URL.finditer(text)] if "://" in text else []
     out, pos = [], start
     for hs, he in highlights:
         if hs < start or he > end or any(us < he and hs < ue for us, ue in urls):
@@ -192,7 +195,10 @@ def _words(quote: Quote) -> set[str]:
 def same_statement(a: Quote, b: Quote) -> bool:
     """Two shown quotes carry one statement: nearly all the shorter one's words are in the longer one,
     and they share most of their words overall ("X also said that, “…”" and "X told Ajwa Net that “…”")."""
-    wa, wb = _words(a), _words(b)
+    return _same_words(_words(a), _words(b))
+
+
+def _same_words(wa: set[str], wb: set[str]) -> bool:
     if min(len(wa), len(wb)) < 8:
         return False
     common = len(wa & wb)
@@ -208,7 +214,7 @@ class Block:
     results: tuple["Result", ...]
     escape: bool = True
 
-    @property
+    @cached_property
     def text(self) -> str:
         return quote_markdown(self.quote, self.escape) + "\n" + self.citation
 
@@ -217,14 +223,17 @@ def answer_blocks(results: Sequence["Result"], escape: bool = True) -> list[Bloc
     """The results as quote blocks, in rank order; a quote repeating an earlier one's statement from another
     article is folded into it as "also reported by"."""
     groups: list[list["Result"]] = []
-    for result in results:
-        for group in groups:
+    words = [_words(result.quote) for result in results]     # each quote's once, not once per comparison
+    first_words: list[set[str]] = []
+    for result, these in zip(results, words):
+        for group, theirs in zip(groups, first_words):
             if group[0].record.places[0].article.source != result.record.places[0].article.source \
-                    and same_statement(group[0].quote, result.quote):
+                    and _same_words(theirs, these):
                 group.append(result)
                 break
         else:
             groups.append([result])
+            first_words.append(these)
     blocks = []
     for first, *others in groups:
         citation = block_citation(first.record, escape, [r.record for r in others])

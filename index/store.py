@@ -13,32 +13,37 @@ own error, and nothing is moved.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
 import os
 import sqlite3
 import stat
+import threading
 import time
 import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import aiosqlite
 
 from .errors import (BuildInterrupted, DatabaseBusy, DatabaseDamaged, DatabaseIsDirectory, DatabaseNotAFile, DatabasePermission,
                      DatabaseUnderFile, IndexNotBuilt, NewsdeskError, StoreError)
 
-__all__ = ("Reader", "Writer", "WriteLock", "ArticleInfo", "Located", "PassageRecord", "BuildRecord", "PendingAnswer",
+__all__ = ("Reader", "Writer", "WriteLock", "ArticleInfo", "Located", "PassageRecord", "PassageRow", "BuildRecord",
+           "PendingAnswer",
            "Salvage",
            "SCHEMA_VERSION", "check_path", "explain", "quick_check", "salvage", "swap_in", "is_damage")
 
 _log = logging.getLogger(__name__)
+_R = TypeVar("_R")
 
-# 2 added pending_answers. Every statement is IF NOT EXISTS, so running SCHEMA migrates an older file.
-SCHEMA_VERSION = 2
+# 2 added pending_answers, 3 passages.layout. Every statement is IF NOT EXISTS, so running SCHEMA migrates an
+# older file; a column added to an existing table is in _ADDED_COLUMNS.
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     source     TEXT PRIMARY KEY,      -- corpus-relative path, "#id" appended for a .jsonl line
@@ -57,7 +62,8 @@ CREATE TABLE IF NOT EXISTS passages (
     id     TEXT PRIMARY KEY,          -- short ID people type into /cite
     key    TEXT NOT NULL UNIQUE,      -- sha256 of the exact text
     text   TEXT NOT NULL,             -- verbatim paragraph (or sentence-aligned part of one)
-    tokens TEXT NOT NULL              -- analysed terms, space-separated: kept so rebuilds need not re-analyse
+    tokens TEXT NOT NULL,             -- analysed terms, space-separated: kept so rebuilds need not re-analyse
+    layout BLOB                       -- where its words and sentences stand (index/quotes.py); NULL: not laid out yet
 );
 CREATE TABLE IF NOT EXISTS occurrences (
     source     TEXT NOT NULL REFERENCES articles(source) ON DELETE CASCADE,
@@ -102,6 +108,8 @@ CREATE TABLE IF NOT EXISTS pending_answers (
 );
 """
 
+_ADDED_COLUMNS = (("passages", "layout", "BLOB"),)
+
 # A passage's primary place, the one its citation names: the earliest dated article, then by path.
 _PRIMARY_FIRST = "a.published IS NULL, a.published, a.source, o.paragraph"
 
@@ -137,6 +145,15 @@ class PassageRecord:
     id: str
     text: str
     places: tuple[Located, ...]   # first is the primary citation; the rest are "also in"
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    """A passage's record with what its build stored for quoting it: its tokens and its layout bytes."""
+
+    record: PassageRecord
+    tokens: str
+    layout: bytes | None
 
 
 @dataclass(frozen=True)
@@ -297,9 +314,18 @@ def _needs_immutable(path: Path, error: sqlite3.Error) -> bool:
 class Reader:
     """Read-only async access: never takes the write lock, never changes the file, never waits for a writer."""
 
-    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+    def __init__(self, path: Path, db: aiosqlite.Connection, immutable: bool = False) -> None:
         self.path = path
         self._db = db
+        self._immutable = immutable
+        # The answer path's reads (stored_passages, latest_build) run in the worker thread that answers, on a
+        # plain connection of their own: no hop through aiosqlite's thread and back for each.
+        self._now: sqlite3.Connection | None = None
+        self._now_lock = threading.Lock()
+        self._now_closed = False
+        self._has_layout = False
+        self._data_version: int | None = None
+        self._latest: int | None = None
 
     @classmethod
     async def open(cls, path: Path | str) -> "Reader":
@@ -324,7 +350,7 @@ class Reader:
                     immutable = True
                     continue
                 raise await _explained(path, e) from e
-        reader = cls(path, db)
+        reader = cls(path, db, immutable)
         if not has_tables:
             await reader.close()
             raise IndexNotBuilt(f"There is no index yet in {path}.", "Run: newsdesk index build")
@@ -332,6 +358,14 @@ class Reader:
 
     async def close(self) -> None:
         await self._db.close()
+        await asyncio.to_thread(self._close_now)      # waits for a read under way on it
+
+    def _close_now(self) -> None:
+        with self._now_lock:
+            self._now_closed = True
+            if self._now is not None:
+                self._now.close()
+                self._now = None
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         try:
@@ -351,19 +385,55 @@ class Reader:
         """Passages by ID with every place they stand; unknown IDs are simply absent."""
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
-        texts = dict(await self._all(f"SELECT id, text FROM passages WHERE id IN ({marks})", list(ids)))
-        places: dict[str, list[Located]] = {pid: [] for pid in texts}
-        rows = await self._all(
-            f"""SELECT o.passage_id, o.paragraph, o.part, o.section,
-                       a.source, a.title, a.url, a.outlet, a.published, a.author
-                FROM occurrences o JOIN articles a USING (source)
-                WHERE o.passage_id IN ({marks})
-                ORDER BY {_PRIMARY_FIRST}""", list(ids))
-        for pid, paragraph, part, section, *article in rows:
-            if pid in places:     # a passage committed between the two reads is left for the next ask
-                places[pid].append(Located(ArticleInfo(*article), paragraph, part, section))
-        return {pid: PassageRecord(pid, texts[pid], tuple(places[pid])) for pid in texts if places[pid]}
+        texts = {pid: text for pid, text, *_ in await self._all(_texts_sql(len(ids), False), list(ids))}
+        return _records(texts, await self._all(_places_sql(len(ids)), list(ids)))
+
+    # -- the answer path: blocking reads, for the worker thread that answers ---------------------------
+
+    def stored_passages(self, ids: Sequence[str]) -> tuple[int | None, dict[str, PassageRow]]:
+        """Blocking: passages by ID with their tokens and layouts, and the build they were read from (one
+        read transaction: the two agree). Unknown IDs are absent."""
+        if not ids:
+            return self.latest_build(), {}
+
+        def read(conn: sqlite3.Connection) -> tuple[int | None, dict[str, PassageRow]]:
+            conn.execute("BEGIN")
+            try:
+                build = _latest_build(conn)
+                rows = {pid: (text, tokens, layout) for pid, text, tokens, layout
+                        in conn.execute(_texts_sql(len(ids), self._has_layout), list(ids))}
+                records = _records({pid: row[0] for pid, row in rows.items()},
+                                   conn.execute(_places_sql(len(ids)), list(ids)).fetchall())
+            finally:
+                conn.execute("COMMIT")
+            return build, {pid: PassageRow(r, rows[pid][1], rows[pid][2]) for pid, r in records.items()}
+
+        return self._reading(read)
+
+    def latest_build(self) -> int | None:
+        """Blocking: the id of the newest committed build. Cheap when nothing was committed since the last
+        call (PRAGMA data_version says so without reading a table), which is most answers."""
+        def read(conn: sqlite3.Connection) -> int | None:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._data_version:
+                self._latest, self._data_version = _latest_build(conn), version
+            return self._latest
+
+        return self._reading(read)
+
+    def _reading(self, read: Callable[[sqlite3.Connection], _R]) -> _R:
+        with self._now_lock:
+            if self._now_closed:
+                raise IndexNotBuilt("Newsdesk is shutting down.", "Try again in a minute.")
+            try:
+                if self._now is None:
+                    self._now = sqlite3.connect(_ro_uri(self.path, self._immutable), uri=True, isolation_level=None,
+                                                check_same_thread=False)
+                    self._now.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+                    self._has_layout = any(row[1] == "layout" for row in self._now.execute("PRAGMA table_info(passages)"))
+                return read(self._now)
+            except sqlite3.Error as e:
+                raise explain(self.path, e) from e
 
     async def closest_ids(self, wanted: str, limit: int = 3) -> list[str]:
         """IDs that share the longest prefix with a mistyped one. A range, not LIKE: no wildcard to escape."""
@@ -412,9 +482,32 @@ class Reader:
 
 
 async def _explained(path: Path, error: sqlite3.Error) -> NewsdeskError:
-    import asyncio
-
     return await asyncio.to_thread(explain, path, error)   # confirming damage reads the whole file
+
+
+def _texts_sql(count: int, layout: bool) -> str:
+    """id, text, tokens, layout of `count` passages (NULL layout from a file older than the column)."""
+    return f"SELECT id, text, tokens, {'layout' if layout else 'NULL'} FROM passages WHERE id IN ({','.join('?' * count)})"
+
+
+def _places_sql(count: int) -> str:
+    return f"""SELECT o.passage_id, o.paragraph, o.part, o.section,
+                      a.source, a.title, a.url, a.outlet, a.published, a.author
+               FROM occurrences o JOIN articles a USING (source)
+               WHERE o.passage_id IN ({','.join('?' * count)})
+               ORDER BY {_PRIMARY_FIRST}"""
+
+
+def _records(texts: dict[str, str], place_rows: Iterable[tuple]) -> dict[str, PassageRecord]:
+    places: dict[str, list[Located]] = {pid: [] for pid in texts}
+    for pid, paragraph, part, section, *article in place_rows:
+        if pid in places:     # a passage committed between the two reads is left for the next ask
+            places[pid].append(Located(ArticleInfo(*article), paragraph, part, section))
+    return {pid: PassageRecord(pid, texts[pid], tuple(places[pid])) for pid in texts if places[pid]}
+
+
+def _latest_build(conn: sqlite3.Connection) -> int | None:
+    return conn.execute("SELECT max(id) FROM builds").fetchone()[0]
 
 
 # -- the one writer ------------------------------------------------------------------------------------
@@ -517,6 +610,9 @@ class Writer:
                 conn.execute("PRAGMA journal_mode = WAL")
             if version < SCHEMA_VERSION or not _has_tables(conn):
                 conn.executescript(SCHEMA)
+                for table, column, kind in _ADDED_COLUMNS:
+                    if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as e:
             if conn is not None:
@@ -591,16 +687,27 @@ class Writer:
             """INSERT INTO articles (source, file, file_hash, signature, title, url, outlet, published, author, paragraphs)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
 
-    def insert_passages(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
-        self.conn.executemany("INSERT INTO passages (id, key, text, tokens) VALUES (?, ?, ?, ?)", rows)
+    def insert_passages(self, rows: Iterable[tuple[str, str, str, str, bytes]]) -> None:
+        """(id, key, text, tokens, layout) rows."""
+        self.conn.executemany("INSERT INTO passages (id, key, text, tokens, layout) VALUES (?, ?, ?, ?, ?)", rows)
 
     def insert_occurrences(self, rows: Iterable[tuple]) -> None:
         self.conn.executemany(
             "INSERT INTO occurrences (source, paragraph, part, passage_id, section) VALUES (?, ?, ?, ?, ?)", rows)
 
-    def update_tokens(self, rows: Iterable[tuple[str, str]]) -> None:
-        """(tokens, key) pairs: passages whose analysis changed while their text did not."""
-        self.conn.executemany("UPDATE passages SET tokens = ? WHERE key = ?", rows)
+    def update_tokens(self, rows: Iterable[tuple[str, bytes, str]]) -> None:
+        """(tokens, layout, key): passages whose analysis changed while their text did not."""
+        self.conn.executemany("UPDATE passages SET tokens = ?, layout = ? WHERE key = ?", rows)
+
+    def texts_to_lay_out(self, layout_format: int, after: int = 0, limit: int = 20_000) -> list[tuple[int, str]]:
+        """(rowid, text) of passages without a layout of this format, the next `limit` after rowid `after`."""
+        return self.conn.execute(
+            "SELECT rowid, text FROM passages WHERE rowid > ? AND (layout IS NULL OR substr(layout, 1, 1) != ?) "
+            "ORDER BY rowid LIMIT ?", (after, bytes((layout_format,)), limit)).fetchall()
+
+    def set_layouts(self, rows: Iterable[tuple[bytes, int]]) -> None:
+        """(layout, rowid) pairs."""
+        self.conn.executemany("UPDATE passages SET layout = ? WHERE rowid = ?", rows)
 
     def delete_orphan_passages(self) -> int:
         cursor = self.conn.execute(

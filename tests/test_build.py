@@ -22,6 +22,7 @@ import index.desk
 from index.build import Counts, rebuild
 from index.desk import Newsdesk
 from index.errors import BuildFailed, CorpusError, IndexNotBuilt, NewsdeskError, RebuildInProgress
+from index.quotes import LayoutMaker
 
 from tests.conftest import SHIPPED_CORPUS
 
@@ -117,6 +118,25 @@ async def test_editing_one_paragraph_changes_one_article_and_one_passage(db_file
     assert [text[:len(OLD_SENTENCE)] for text in gone] == [OLD_SENTENCE]
     assert [text[:len(NEW_SENTENCE)] for text in new] == [NEW_SENTENCE]
     assert {t: i for t, i in after.items() if t not in new} == {t: i for t, i in before.items() if t not in gone}
+
+
+@pytest.mark.asyncio
+async def test_a_rebuild_lays_out_only_the_passages_it_adds(db_file, corpus_copy, monkeypatch):
+    await build(db_file, corpus_copy)
+    laid_out: list[str] = []
+    lay_out = LayoutMaker.__call__
+
+    def counted(self: LayoutMaker, text: str) -> bytes:
+        laid_out.append(text)
+        return lay_out(self, text)
+
+    monkeypatch.setattr(LayoutMaker, "__call__", counted)
+    path = corpus_copy / EDITED
+    path.write_text(path.read_text(encoding="utf-8").replace(OLD_SENTENCE, NEW_SENTENCE), encoding="utf-8")
+    await build(db_file, corpus_copy)
+    assert [text[:len(NEW_SENTENCE)] for text in laid_out] == [NEW_SENTENCE]
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM passages WHERE layout IS NULL").fetchone()[0] == 0
 
 
 @pytest.mark.asyncio
