@@ -4,27 +4,40 @@ Tokens in, scores out: nothing here knows about text analysis, files or SQLite.
 
 rank-bm25 scores every document for every query term. BM25+ gives even a document *without* the term a
 constant (idf * delta), so each term's score splits into that constant, the same for every document,
-plus a sparse "impact" on the documents that contain it. Precomputing the impacts once turns a
-query into a few array additions over postings lists; adding the constants back gives rank-bm25's exact
-scores. Top-k selection is MaxScore: once the k-th best candidate beats everything the remaining
-(common, low-idf) terms could add, those terms only update candidates already found.
+plus a sparse "impact" on the documents that contain it. Adding the constants back to the impacts gives
+rank-bm25's exact scores. An impact is idf times a factor of only the term frequency and the document's
+length, and a corpus holds a few thousand distinct (tf, length) pairs: each posting stores 2 bytes naming
+its pair, and the factor is looked up in a small float64 table, so scores stay exact at a quarter of the
+memory of float64 impacts.
+
+Top-k selection is MaxScore: terms in order of the most they can add; once the k-th best candidate beats
+everything the remaining terms could add, those terms only refine candidates already found, and a
+candidate that cannot reach the k-th best even with all of them is dropped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from array import array
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ("BM25Index", "BM25Params", "ScoredDoc", "METHODS", "lines_blob")
+__all__ = ("BM25Index", "BM25Params", "ScoredDoc", "METHODS", "lines_blob", "Impacts", "TermSequence")
 
 _log = logging.getLogger(__name__)
 
 METHODS = ("okapi", "l", "plus")
+
+# Pruning compares sums of the same float64 terms added in different orders: a relative margin far
+# above their rounding error keeps it from dropping a document that ties the k-th best.
+_MARGIN = 1.0 - 1e-9
+# Below this many postings left to read, reading them costs less than working out what could be skipped.
+_WORTH_PRUNING = 8192
 
 
 @dataclass(frozen=True)
@@ -47,8 +60,123 @@ class ScoredDoc(NamedTuple):
     score: float
 
 
+class Impacts:
+    """Every posting's impact, idf[term] * table[code]: the table holds each distinct (tf, length) pair's factor.
+
+    The table is sorted, so a term's largest code names its largest factor. An index stored before codes
+    existed has one float64 impact per posting: that is `table` itself, with `codes` None.
+    """
+
+    def __init__(self, indptr: np.ndarray, idf: np.ndarray, codes: np.ndarray | None, table: np.ndarray) -> None:
+        self.indptr = indptr
+        self.idf = idf
+        self.codes = codes
+        self.table = table
+
+    def term(self, t: int, weight: float) -> np.ndarray:
+        """weight x the impacts of term t's postings, as a new array."""
+        lo, hi = self.indptr[t], self.indptr[t + 1]
+        if self.codes is None:
+            return self.table[lo:hi] * weight
+        codes = self.codes[lo:hi]
+        if len(codes) > 2 * len(self.table):      # weigh each factor once, then look them up
+            return self._weighted(self.table.copy(), t, weight).take(codes)
+        return self._weighted(self.table.take(codes), t, weight)
+
+    def of_term_at(self, t: int, positions: np.ndarray, weight: float) -> np.ndarray:
+        """weight x the impacts of the postings at these positions, all of them term t's."""
+        if self.codes is None:
+            return self.table[positions] * weight
+        return self._weighted(self.table.take(self.codes.take(positions)), t, weight)
+
+    def _weighted(self, factors: np.ndarray, t: int, weight: float) -> np.ndarray:
+        # weight x (factor x idf), in the order a stored float64 impact was weighted: the same bits
+        factors *= self.idf[t]
+        if weight != 1.0:
+            factors *= weight
+        return factors
+
+    def __getitem__(self, key: np.ndarray | slice) -> np.ndarray:
+        """The impacts at some positions of the postings, of any terms."""
+        positions = np.arange(*key.indices(len(self))) if isinstance(key, slice) else np.asarray(key)
+        if self.codes is None:
+            return self.table[positions]
+        terms = np.searchsorted(self.indptr, positions, side="right") - 1
+        return self.table[self.codes[positions]] * self.idf[terms]
+
+    def __len__(self) -> int:
+        return int(self.indptr[-1])
+
+    def extremes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each term's largest and smallest impact (0 for a term without postings), equal to the impacts themselves."""
+        starts = self.indptr[:-1]
+        nonempty = np.flatnonzero(starts < self.indptr[1:])
+        high, low = np.zeros(len(starts)), np.zeros(len(starts))
+        if not len(nonempty):
+            return high, low
+        if self.codes is None:
+            high[nonempty] = np.maximum.reduceat(self.table, starts[nonempty])
+            low[nonempty] = np.minimum.reduceat(self.table, starts[nonempty])
+            return high, low
+        idf = self.idf[nonempty]
+        most = self.table[np.maximum.reduceat(self.codes, starts[nonempty])] * idf
+        least = self.table[np.minimum.reduceat(self.codes, starts[nonempty])] * idf
+        negative = idf < 0          # Okapi's floored idf can be: the largest factor then gives the least
+        high[nonempty] = np.where(negative, least, most)
+        low[nonempty] = np.where(negative, most, least)
+        return high, low
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes + (0 if self.codes is None else self.codes.nbytes)
+
+
+class TermSequence:
+    """The forward index, every document's term ids in reading order, 2 bytes a token.
+
+    Term ids are numbered by frequency when the index is built, so only the rarest terms have an id of
+    65,535 or more: such an occurrence stores 65,535 and its id aside (rare_at, rare_ids). It is read a
+    document at a time, by slices; an index stored before this keeps its int32 ids as `codes`.
+    """
+
+    ESCAPE = 0xFFFF
+
+    def __init__(self, codes: np.ndarray, rare_at: np.ndarray | None = None, rare_ids: np.ndarray | None = None) -> None:
+        self.codes = codes
+        self.rare_at = np.zeros(0, dtype=np.int64) if rare_at is None else rare_at
+        self.rare_ids = np.zeros(0, dtype=np.int32) if rare_ids is None else rare_ids
+
+    @classmethod
+    def encode(cls, ids: np.ndarray) -> "TermSequence":
+        rare_at = np.flatnonzero(ids >= cls.ESCAPE)
+        codes = ids.astype(np.uint16)
+        codes[rare_at] = cls.ESCAPE
+        return cls(codes, rare_at, ids[rare_at].astype(np.int32))
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice):
+            raise TypeError("TermSequence is read by slices, a document at a time")
+        out = self.codes[key]
+        if not len(self.rare_at):
+            return out
+        start, stop, _ = key.indices(len(self.codes))
+        lo, hi = np.searchsorted(self.rare_at, (start, stop))
+        if lo == hi:
+            return out
+        out = out.astype(np.int32)
+        out[self.rare_at[lo:hi] - start] = self.rare_ids[lo:hi]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes + self.rare_at.nbytes + self.rare_ids.nbytes
+
+
 class BM25Index:
-    """Postings of precomputed impacts in CSC layout: term t's documents are doc_ids[indptr[t]:indptr[t+1]].
+    """Postings in CSC layout: term t's documents are doc_ids[indptr[t]:indptr[t+1]], their impacts impacts.term(t, w).
 
     Beside the postings it keeps the forward index, every document's term ids in reading order
     (doc i is sequence[doc_starts[i]:doc_starts[i+1]]): it is what proximity re-ranking reads, and
@@ -56,23 +184,26 @@ class BM25Index:
     """
 
     def __init__(self, params: BM25Params, vocabulary: list[str], indptr: np.ndarray, doc_ids: np.ndarray,
-                 impacts: np.ndarray, constants: np.ndarray, sequence: np.ndarray, doc_starts: np.ndarray) -> None:
+                 impacts: Impacts, sequence: TermSequence, doc_starts: np.ndarray) -> None:
         self.params = params
         self.vocabulary = vocabulary
         self.term_ids = {term: i for i, term in enumerate(vocabulary)}
         self.indptr = indptr
         self.doc_ids = doc_ids
         self.impacts = impacts
-        self.constants = constants
         self.sequence = sequence
         self.doc_starts = doc_starts
         self.num_docs = len(doc_starts) - 1
-        self.max_impacts = _segment_max(impacts, indptr)
+        self.idf = impacts.idf
+        self.constants = self.idf * params.delta if params.method == "plus" else np.zeros(len(self.idf))
+        self.max_impacts, least = impacts.extremes()
         # MaxScore's "a new candidate has acc == 0" needs every impact positive (BM25+ and BM25L always
         # are; Okapi's floored idf may not be): known once here, not rescanned per query.
-        self.all_positive = bool(len(impacts) == 0 or impacts.min() > 0.0)
-        self.idf = _idf(params, np.diff(indptr), self.num_docs)
+        self.all_positive = bool(len(least) == 0 or least[np.diff(indptr) > 0].min(initial=1.0) > 0.0)
         self.avgdl = float(doc_starts[-1]) / self.num_docs if self.num_docs else 0.0
+        # One zeroed score per document for each thread that searches: allocating (and faulting in) 8 MB
+        # per query cost more at a million documents than the query itself. A query leaves it zeroed.
+        self._scratch = threading.local()
 
     # -- building -------------------------------------------------------------------------------
 
@@ -107,6 +238,13 @@ class BM25Index:
         terms, docs, tfs = postings
         postings.clear()
         num_docs = len(lengths)
+        # Renumbered by frequency, the forward index fits all but the rarest terms in 2 bytes.
+        by_frequency = np.argsort(-np.bincount(sequence, minlength=len(vocabulary)), kind="stable")
+        renumber = np.empty(len(vocabulary), dtype=np.int32)
+        renumber[by_frequency] = np.arange(len(vocabulary), dtype=np.int32)
+        vocabulary = [vocabulary[i] for i in by_frequency.tolist()]
+        forward = TermSequence.encode(renumber[sequence])
+        terms = renumber[terms]
         # A stable sort by term keeps each postings list in document order.
         order = np.argsort(terms, kind="stable")
         df = np.bincount(terms, minlength=len(vocabulary)).astype(np.int64)
@@ -115,16 +253,15 @@ class BM25Index:
         np.cumsum(df, out=indptr[1:])
         doc_ids = docs[order]
         del docs
-        tf = tfs[order].astype(np.float64)
+        tf = tfs[order]
         del tfs, order
-        doc_starts = np.zeros(num_docs + 1, dtype=np.int64)
+        total = int(lengths.sum(dtype=np.int64))
+        doc_starts = np.zeros(num_docs + 1, dtype=np.int32 if total < 2**31 else np.int64)
         np.cumsum(lengths, out=doc_starts[1:])
-        avgdl = float(doc_starts[-1]) / num_docs if num_docs else 0.0
-        idf = _idf(params, df, num_docs)
-        relative_length = lengths / avgdl if avgdl else np.ones(num_docs)
-        norm = params.k1 * (1 - params.b + params.b * relative_length)
-        impacts, constants = _impacts(params, tf, norm, doc_ids, idf, df)
-        return cls(params, vocabulary, indptr, doc_ids, impacts, constants, sequence, doc_starts)
+        avgdl = total / num_docs if num_docs else 0.0
+        codes, table = _impact_codes(params, tf, lengths, doc_ids, avgdl)
+        impacts = Impacts(indptr, _idf(params, df, num_docs), codes, table)
+        return cls(params, vocabulary, indptr, doc_ids, impacts, forward, doc_starts)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -142,8 +279,7 @@ class BM25Index:
         weights = tokens if isinstance(tokens, dict) else self.query_weights(tokens)
         acc = np.zeros(self.num_docs, dtype=np.float64)
         for t, w in weights.items():
-            lo, hi = self.indptr[t], self.indptr[t + 1]
-            acc[self.doc_ids[lo:hi]] += w * self.impacts[lo:hi]
+            acc[self.doc_ids[self.indptr[t]:self.indptr[t + 1]]] += self.impacts.term(t, w)
             acc += w * self.constants[t]
         return acc
 
@@ -156,50 +292,92 @@ class BM25Index:
             return self._top_k_exhaustive(weights, k)
         # Highest possible contribution first: rare terms find the candidates, common terms refine them.
         order = sorted(weights, key=lambda t: -weights[t] * self.max_impacts[t])
-        bounds = [weights[t] * float(self.max_impacts[t]) for t in order]
-        acc = np.zeros(self.num_docs, dtype=np.float64)
-        found: list[np.ndarray] = []
+        left = list(accumulate(reversed([weights[t] * float(self.max_impacts[t]) for t in order])))[::-1] + [0.0]
+        # Keeping the k best current is worth it only while the postings still to read are many.
+        unread = list(accumulate(reversed([int(self.indptr[t + 1] - self.indptr[t]) for t in order])))[::-1] + [0]
+        acc = self._accumulator()
+        found: list[np.ndarray] = []          # every candidate once: the slots of acc to zero again
         count = 0
-        remaining = sum(bounds)
-        reached = 0.0          # no candidate can score above the bounds of the terms processed so far
+        best: np.ndarray | None = None        # the k best candidates, kept once the rest could fall behind
+        best_scores = np.zeros(0)
+        kth = 0.0                             # the k-th best score so far: no final top-k score is lower
         i = 0
-        while i < len(order):
-            if count >= k and remaining < reached and remaining < _kth_largest(acc[np.concatenate(found)], k):
-                break
+        while i < len(order) and not (best is not None and left[i] < kth * _MARGIN):
             t = order[i]
-            lo, hi = self.indptr[t], self.indptr[t + 1]
-            docs = self.doc_ids[lo:hi]
-            new = docs[acc[docs] == 0.0]
-            acc[docs] += weights[t] * self.impacts[lo:hi]
+            docs = self.doc_ids[self.indptr[t]:self.indptr[t + 1]]
+            before = acc.take(docs)
+            after = self.impacts.term(t, weights[t])
+            after += before
+            fresh = before == 0.0
+            if best is not None and left[i + 1] < kth:
+                # A document first seen now scores at most this term's impact plus the terms after it:
+                # one that cannot reach the k-th best is not a candidate, and stays out for the later terms too.
+                keep = after >= kth * _MARGIN - left[i + 1]
+                keep |= ~fresh
+                where = np.flatnonzero(keep)
+                docs, after, fresh = docs.take(where), after.take(where), fresh.take(where)
+            acc[docs] = after
+            new = docs.take(np.flatnonzero(fresh))
             if len(new):
                 found.append(new)
                 count += len(new)
-            remaining -= bounds[i]
-            reached += bounds[i]
             i += 1
-        candidates = np.concatenate(found)
-        for t in order[i:]:
-            self._add_to_candidates(acc, candidates, t, weights[t])
-        scores = acc[candidates]
-        if len(candidates) > k:
-            keep = scores >= _kth_largest(scores, k)
-            candidates, scores = candidates[keep], scores[keep]
+            # A score is at most the bounds of the terms seen so far: below left[i], nothing can stop yet.
+            if count >= k and left[i] < left[0] - left[i] and unread[i] >= _WORTH_PRUNING:
+                if best is None:
+                    best = np.concatenate(found)
+                    best_scores = acc.take(best)
+                else:
+                    best, best_scores = _raised(best, best_scores, docs, after, kth)
+                top = _largest(best_scores, k)
+                best, best_scores = best.take(top), best_scores.take(top)
+                kth = float(best_scores.min())
+        candidates = np.concatenate(found) if found else np.zeros(0, dtype=np.int32)
+        if i < len(order):
+            candidates = self._refine(acc, weights, order[i:], candidates, kth, k)
+        scores = acc.take(candidates)
+        for docs in found:
+            acc[docs] = 0.0
+        self._scratch.acc = acc
+        top = _largest(scores, k)
+        candidates, scores = candidates.take(top), scores.take(top)
+        # Ties at the k-th score are settled by document number, among every document that has it.
         ranked = np.lexsort((candidates, -scores))[:k]
         constant = sum(w * float(self.constants[t]) for t, w in weights.items())
         return [ScoredDoc(int(candidates[j]), float(scores[j]) + constant) for j in ranked]
 
-    def _add_to_candidates(self, acc: np.ndarray, candidates: np.ndarray, t: int, weight: float) -> None:
-        """A non-essential term only refines documents already found; it cannot bring in a new one."""
-        lo, hi = self.indptr[t], self.indptr[t + 1]
-        docs = self.doc_ids[lo:hi]
-        if len(docs) <= 4 * len(candidates):
-            acc[docs] += weight * self.impacts[lo:hi]
-            return
-        sorted_candidates = np.sort(candidates)
-        pos = np.searchsorted(docs, sorted_candidates)
-        pos[pos == len(docs)] = 0
-        hit = docs[pos] == sorted_candidates
-        acc[sorted_candidates[hit]] += weight * self.impacts[lo:hi][pos[hit]]
+    def _accumulator(self) -> np.ndarray:
+        """This thread's zeroed scores; taken away while in use, so a query that fails leaves no dirty buffer."""
+        acc = getattr(self._scratch, "acc", None)
+        self._scratch.acc = None
+        return np.zeros(self.num_docs, dtype=np.float64) if acc is None else acc
+
+    def _refine(self, acc: np.ndarray, weights: dict[int, float], order: list[int], candidates: np.ndarray,
+                kth: float, k: int) -> np.ndarray:
+        """Terms that cannot bring in a new document: add them to the candidates that can still reach the top k.
+
+        Every candidate has a positive acc and every other document 0: a long postings list is read against
+        acc in one pass, a short list of survivors is looked up in the postings instead.
+        """
+        # Each step drops the candidates that the terms still to add cannot lift to the k-th best.
+        left = list(accumulate(reversed([weights[t] * float(self.max_impacts[t]) for t in order])))[::-1] + [0.0]
+        candidates = candidates.take(np.flatnonzero(acc.take(candidates) + left[0] >= kth * _MARGIN))
+        for i, t in enumerate(order):
+            lo, hi = self.indptr[t], self.indptr[t + 1]
+            docs = self.doc_ids[lo:hi]
+            if 16 * len(candidates) > len(docs):
+                hit = np.flatnonzero(acc.take(docs) > 0.0)      # candidates dropped earlier too: harmless
+            else:
+                pos = docs.searchsorted(candidates)
+                pos[pos == len(docs)] = 0
+                hit = pos.take(np.flatnonzero(docs.take(pos) == candidates))
+            docs = docs.take(hit)
+            acc[docs] = acc.take(docs) + self.impacts.of_term_at(t, lo + hit, weights[t])
+            scores = acc.take(candidates)
+            if len(candidates) > k:
+                kth = max(kth, _kth_at_least(scores, k, kth))
+            candidates = candidates.take(np.flatnonzero(scores + left[i + 1] >= kth * _MARGIN))
+        return candidates
 
     def _top_k_exhaustive(self, weights: dict[int, float], k: int) -> list[ScoredDoc]:
         sparse = self.scores(weights) - sum(w * float(self.constants[t]) for t, w in weights.items())
@@ -222,41 +400,52 @@ class BM25Index:
 
     def to_arrays(self) -> dict[str, bytes | memoryview]:
         """The bytes to store, the big arrays as views of their own memory: a copy of 100+ MB would hold the
-        GIL (and stall the bot's event loop) for as long. from_arrays reads them back without copying."""
-        return {
-            "meta": json.dumps({"params": self.params.__dict__}).encode(),
-            "vocabulary": lines_blob(self.vocabulary),
-            "indptr": _raw(self.indptr, np.int64),
-            "doc_ids": _raw(self.doc_ids, np.int32),
-            "impacts": _raw(self.impacts, np.float64),
-            "constants": _raw(self.constants, np.float64),
-            "sequence": _raw(self.sequence, np.int32),
-            "doc_starts": _raw(self.doc_starts, np.int64),
-        }
+        GIL (and stall the bot's event loop) for as long. from_arrays reads them back without copying.
+
+        The narrow arrays get names of their own, their dtypes in meta: an older reader fails on a missing
+        name instead of misreading bytes. An index read from an older store is written back as it was read.
+        """
+        impacts, sequence = self.impacts, self.sequence
+        meta = {"params": self.params.__dict__}
+        if impacts.codes is None:
+            return {"meta": json.dumps(meta).encode(), "vocabulary": lines_blob(self.vocabulary),
+                    **{name: _raw(a) for name, a in (("indptr", self.indptr), ("doc_ids", self.doc_ids),
+                                                      ("impacts", impacts.table), ("constants", self.constants),
+                                                      ("sequence", sequence.codes), ("doc_starts", self.doc_starts))}}
+        arrays = {"indptr": self.indptr, "doc_ids": self.doc_ids, "impact_codes": impacts.codes,
+                  "impact_table": impacts.table, "term_codes": sequence.codes,
+                  "rare_term_at": sequence.rare_at, "rare_term_ids": sequence.rare_ids, "doc_offsets": self.doc_starts}
+        meta["dtypes"] = {name: a.dtype.str for name, a in arrays.items()}
+        return {"meta": json.dumps(meta).encode(), "vocabulary": lines_blob(self.vocabulary),
+                **{name: _raw(a) for name, a in arrays.items()}}
 
     @classmethod
     def from_arrays(cls, blobs: dict[str, bytes]) -> "BM25Index":
+        """An index as to_arrays stored it, or as stored before impacts had codes (float64 per posting)."""
         meta = json.loads(blobs["meta"])
+        params = BM25Params(**meta["params"])
         vocabulary = blobs["vocabulary"].decode().split("\n") if blobs["vocabulary"] else []
-        return cls(
-            BM25Params(**meta["params"]),
-            vocabulary,
-            np.frombuffer(blobs["indptr"], dtype=np.int64),
-            np.frombuffer(blobs["doc_ids"], dtype=np.int32),
-            np.frombuffer(blobs["impacts"], dtype=np.float64),
-            np.frombuffer(blobs["constants"], dtype=np.float64),
-            np.frombuffer(blobs["sequence"], dtype=np.int32),
-            np.frombuffer(blobs["doc_starts"], dtype=np.int64),
-        )
+        if "dtypes" not in meta:
+            indptr = np.frombuffer(blobs["indptr"], dtype=np.int64)
+            doc_starts = np.frombuffer(blobs["doc_starts"], dtype=np.int64)
+            idf = _idf(params, np.diff(indptr), len(doc_starts) - 1)
+            return cls(params, vocabulary, indptr, np.frombuffer(blobs["doc_ids"], dtype=np.int32),
+                       Impacts(indptr, idf, None, np.frombuffer(blobs["impacts"], dtype=np.float64)),
+                       TermSequence(np.frombuffer(blobs["sequence"], dtype=np.int32)), doc_starts)
+        a = {name: np.frombuffer(blobs[name], dtype=np.dtype(dtype)) for name, dtype in meta["dtypes"].items()}
+        idf = _idf(params, np.diff(a["indptr"]), len(a["doc_offsets"]) - 1)
+        return cls(params, vocabulary, a["indptr"], a["doc_ids"], Impacts(a["indptr"], idf, a["impact_codes"], a["impact_table"]),
+                   TermSequence(a["term_codes"], a["rare_term_at"], a["rare_term_ids"]), a["doc_offsets"])
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.indptr, self.doc_ids, self.impacts, self.constants, self.sequence,
-                                       self.doc_starts, self.max_impacts, self.idf))
+        return (self.impacts.nbytes + self.sequence.nbytes
+                + sum(a.nbytes for a in (self.indptr, self.doc_ids, self.doc_starts, self.max_impacts, self.idf,
+                                         self.constants)))
 
 
-def _raw(values: np.ndarray, dtype: type) -> memoryview:
-    return np.ascontiguousarray(values, dtype=dtype).data.cast("B")
+def _raw(values: np.ndarray) -> memoryview:
+    return np.ascontiguousarray(values).data.cast("B")
 
 
 def lines_blob(items: Sequence[str]) -> bytes:
@@ -295,53 +484,99 @@ def _idf(params: BM25Params, df: np.ndarray, n: int) -> np.ndarray:
     return np.log((n + 1) / np.maximum(df, 1.0))
 
 
-def _impacts(params: BM25Params, tf: np.ndarray, norm: np.ndarray, doc_ids: np.ndarray, idf: np.ndarray,
-             df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-posting impact and per-term constant such that score = constant + impact (0 when absent).
+def _impact_codes(params: BM25Params, tf: np.ndarray, lengths: np.ndarray, doc_ids: np.ndarray,
+                  avgdl: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each posting's code into a sorted table of the factors its (tf, length) pairs take: idf x factor is
+    the posting's impact, with score = constant + impact (0 when absent).
 
-    tf (float64, one per posting) is turned into the impacts in place: at a million documents each
-    temporary of posting length costs over 100 MB.
+    The factors are computed with the same float64 operations, in the same order, as rank-bm25's formula
+    was computed per posting before codes: the impacts, and so the scores, are the same to the last bit.
     """
+    lengths_seen, length_code = np.unique(lengths, return_inverse=True)
+    tf_seen = np.bincount(tf) > 0
+    tf_code = np.cumsum(tf_seen) - 1
+    keys = tf_code[tf].astype(np.int64)
+    keys *= len(lengths_seen)
+    keys += length_code[doc_ids]
+    space = int(tf_seen.sum()) * len(lengths_seen)
+    if space <= _DENSE_PAIRS:
+        present = np.zeros(space, dtype=bool)
+        present[keys] = True
+        pairs = np.flatnonzero(present)
+    else:
+        pairs, keys = np.unique(keys, return_inverse=True)
+    tf_values = np.flatnonzero(tf_seen)[pairs // len(lengths_seen)].astype(np.float64)
+    factor = _factor(params, tf_values, lengths_seen[pairs % len(lengths_seen)], avgdl)
+    by_value = np.argsort(factor, kind="stable")
+    code_of_pair = np.empty(len(pairs), dtype=np.uint16 if len(pairs) <= 1 << 16 else np.uint32)
+    code_of_pair[by_value] = np.arange(len(pairs))
+    if space <= _DENSE_PAIRS:
+        code_of_key = np.zeros(space, dtype=code_of_pair.dtype)
+        code_of_key[pairs] = code_of_pair
+        return code_of_key[keys], factor[by_value]
+    return code_of_pair[keys], factor[by_value]
+
+
+# (tf, length) pairs are found with a bitmap over all combinations when it is this small, else by sorting.
+_DENSE_PAIRS = 1 << 25
+
+
+def _factor(params: BM25Params, tf: np.ndarray, lengths: np.ndarray, avgdl: float) -> np.ndarray:
+    """BM25's per-posting factor of the term frequency and the document length; idf x factor is the impact."""
     k1 = params.k1
-    norm = norm[doc_ids]                       # k1 * (1 - b + b * dl / avgdl), per posting
+    relative_length = lengths / avgdl if avgdl else np.ones(len(lengths))
+    norm = k1 * (1 - params.b + params.b * relative_length)     # k1 * (1 - b + b * dl / avgdl)
     if params.method == "l":
         # As rank-bm25 writes BM25L: ctd = tf / (1 - b + b * dl / avgdl), and the whole term is
         # multiplied by tf once more, so a document without the term gets nothing.
         ctd = tf * k1
         ctd /= norm
-        del norm
         ctd += params.delta                    # ctd + delta
-        tf *= k1 + 1
+        tf = tf * (k1 + 1)
         tf *= ctd
         ctd += k1                              # k1 + ctd + delta
         tf /= ctd
-        del ctd
-        constants = np.zeros(len(idf))
-    else:
-        # Okapi and BM25+ share tf (k1 + 1) / (tf + norm); BM25+ adds idf * delta to every document.
-        norm += tf
-        tf *= k1 + 1
-        tf /= norm
-        del norm
-        constants = np.zeros(len(idf)) if params.method == "okapi" else idf * params.delta
-    term_of_posting = np.repeat(np.arange(len(idf), dtype=np.int32), df)
-    for start in range(0, len(tf), _BLOCK_TOKENS):
-        block = slice(start, start + _BLOCK_TOKENS)
-        tf[block] *= idf[term_of_posting[block]]
-    return tf, constants
+        return tf
+    # Okapi and BM25+ share tf (k1 + 1) / (tf + norm); BM25+ adds idf * delta to every document.
+    norm += tf
+    tf = tf * (k1 + 1)
+    tf /= norm
+    return tf
 
 
-def _segment_max(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    if len(values) == 0:
-        return np.zeros(max(len(indptr) - 1, 0), dtype=np.float64)
-    starts = indptr[:-1]
-    nonempty = starts < indptr[1:]
-    out = np.zeros(len(starts), dtype=np.float64)
-    out[nonempty] = np.maximum.reduceat(values, starts[nonempty])
-    return out
+def _raised(best: np.ndarray, scores: np.ndarray, docs: np.ndarray, after: np.ndarray,
+            kth: float) -> tuple[np.ndarray, np.ndarray]:
+    """The k best documents before a term was added, and the ones it raised above the k-th score: the k best
+    now are among them. A best document the term raised is in both; it is kept once, with its new score."""
+    raised = np.flatnonzero(after > kth)
+    if len(docs):
+        pos = np.minimum(docs.searchsorted(best), len(docs) - 1)
+        stay = np.flatnonzero(docs.take(pos) != best)
+        best, scores = best.take(stay), scores.take(stay)
+    return np.concatenate((best, docs.take(raised))), np.concatenate((scores, after.take(raised)))
+
+
+def _largest(values: np.ndarray, k: int) -> np.ndarray:
+    """Where the k largest values are, and every value equal to the k-th: ties are settled by the caller."""
+    if len(values) <= k:
+        return np.arange(len(values))
+    kth = _kth_largest(values, k)
+    return np.flatnonzero(values >= kth)
 
 
 def _kth_largest(values: np.ndarray, k: int) -> float:
     if len(values) <= k:
         return float(values.min())
+    if len(values) > 64 * k:
+        # The k-th largest of a sample is no more than the k-th largest of all: partitioning only the values
+        # above it is much cheaper than partitioning all of them.
+        return _kth_at_least(values, k, _kth_largest(values[::32], k))
     return float(np.partition(values, len(values) - k)[len(values) - k])
+
+
+def _kth_at_least(values: np.ndarray, k: int, floor: float) -> float:
+    """The k-th largest value, given that at least k values are >= floor."""
+    above = values.take(np.flatnonzero(values >= floor))
+    if len(above) <= k:
+        return float(above.min()) if len(above) == k else floor
+    return float(np.partition(above, len(above) - k)[len(above) - k])

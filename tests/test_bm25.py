@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
+import sys
+import threading
 
 import numpy as np
 import pytest
 from rank_bm25 import BM25L, BM25Okapi, BM25Plus
 
 from index.analysis import Analyzer
-from index.bm25 import BM25Index, BM25Params
+import index.bm25
+from index.bm25 import BM25Index, BM25Params, TermSequence
 from index.build import DEFAULT_PARAMS
 from index.corpus import parse_file, scan_corpus
 
@@ -130,11 +134,20 @@ def test_default_weights_are_positive_for_every_term(seed):
     docs = random_corpus(rng, num_docs=rng.randint(1, 60), vocabulary=rng.randint(2, 30), skew=2.0)
     docs.append([t for d in docs for t in set(d)])    # a document holding every term
     index = BM25Index.build(docs, DEFAULT_PARAMS)
-    assert (index.impacts > 0).all()
+    assert (index.impacts[:] > 0).all()
     assert all(index.term_weight(term) > 0 for term in index.vocabulary)
 
 
 # -- top-k ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["pruning", "default"])
+def pruning(request, monkeypatch):
+    """Small corpora are read whole by default (pruning costs more than it saves below thousands of
+    postings): with "pruning", every query on them goes through the MaxScore machinery instead."""
+    if request.param == "pruning":
+        monkeypatch.setattr(index.bm25, "_WORTH_PRUNING", 0)
+    return request.param
 
 
 def test_top_k_breaks_ties_by_document_number():
@@ -164,7 +177,7 @@ def test_top_k_returns_only_matching_documents():
 
 @pytest.mark.parametrize("method", ["okapi", "l", "plus"])
 @pytest.mark.parametrize("seed", range(8))
-def test_top_k_equals_exhaustive_ranking_on_skewed_corpora(method, seed):
+def test_top_k_equals_exhaustive_ranking_on_skewed_corpora(method, seed, pruning):
     rng = random.Random(f"top-{method}-{seed}")
     docs = random_corpus(rng, num_docs=rng.randint(20, 400), vocabulary=rng.randint(5, 300), skew=1.3)
     index = BM25Index.build(docs, BM25Params(method))
@@ -176,7 +189,7 @@ def test_top_k_equals_exhaustive_ranking_on_skewed_corpora(method, seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_top_k_with_weighted_terms_equals_exhaustive_ranking(seed):
+def test_top_k_with_weighted_terms_equals_exhaustive_ranking(seed, pruning):
     """The searcher passes fractional weights (expansion terms); pruning must respect them."""
     rng = random.Random(f"weights-{seed}")
     docs = random_corpus(rng, num_docs=300, vocabulary=150, skew=1.5)
@@ -187,6 +200,50 @@ def test_top_k_with_weighted_terms_equals_exhaustive_ranking(seed):
         k = rng.choice([1, 3, 5, 20])
         got = [(h.doc, h.score) for h in index.top_k(weights, k)]
         assert_same_ranking(got, expected_top_k(index, weights, k))
+
+
+def test_top_k_with_many_copies_keeps_every_tie_and_the_lowest_numbers(pruning):
+    """Copies of one passage tie exactly; pruning must not drop a copy that ties the k-th best."""
+    rng = random.Random("copies")
+    base = random_corpus(rng, num_docs=150, vocabulary=120, skew=1.2)
+    docs = [base[i % len(base)] for i in range(len(base) * 7)]
+    index = BM25Index.build(docs)
+    for _ in range(40):
+        query = random_query(rng, base)
+        k = rng.choice([1, 3, 10, 12])
+        got = [(h.doc, h.score) for h in index.top_k(query, k)]
+        assert_same_ranking(got, expected_top_k(index, query, k))
+
+
+def test_concurrent_searches_from_threads_get_their_own_results():
+    """The bot searches from worker threads: each thread's scratch scores must not leak into another's."""
+    rng = random.Random("threads")
+    docs = random_corpus(rng, num_docs=3000, vocabulary=400, skew=1.1)
+    index = BM25Index.build(docs)
+    queries = [random_query(rng, docs) for _ in range(60)]
+    expected = [index.top_k(q, 10) for q in queries]
+    results: dict[int, list] = {}
+    errors: list[BaseException] = []
+
+    def search(n: int) -> None:
+        try:
+            results[n] = [index.top_k(q, 10) for q in (queries[n:] + queries[:n])]
+        except BaseException as e:   # surfaced below, not lost in the thread
+            errors.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)      # switch threads between numpy calls, mid-query
+    try:
+        threads = [threading.Thread(target=search, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+    for n, got in results.items():
+        assert got == expected[n:] + expected[:n]
 
 
 # -- persistence ----------------------------------------------------------------------------------
@@ -205,6 +262,46 @@ def test_arrays_round_trip_gives_identical_scores(method):
         query = random_query(rng, docs)
         assert np.array_equal(restored.scores(query), index.scores(query))
         assert restored.top_k(query, 5) == index.top_k(query, 5)
+
+
+def test_arrays_stored_before_impact_codes_are_still_read():
+    """Databases built before this layout hold float64 impacts, int32 term ids and int64 offsets under the
+    old names: they are read as they are, and search the same."""
+    rng = random.Random("old-layout")
+    docs = random_corpus(rng, num_docs=200, vocabulary=90)
+    index = BM25Index.build(docs, BM25Params("plus", k1=1.2, b=0.75, delta=1.0))
+    forward = index.sequence[0:len(index.sequence)]
+    old = {"meta": json.dumps({"params": index.params.__dict__}).encode(),
+           "vocabulary": "\n".join(index.vocabulary).encode(),
+           "indptr": index.indptr.astype(np.int64).tobytes(), "doc_ids": index.doc_ids.astype(np.int32).tobytes(),
+           "impacts": index.impacts[:].astype(np.float64).tobytes(),
+           "constants": index.constants.astype(np.float64).tobytes(),
+           "sequence": forward.astype(np.int32).tobytes(), "doc_starts": index.doc_starts.astype(np.int64).tobytes()}
+    restored = BM25Index.from_arrays(old)
+    rewritten = BM25Index.from_arrays({name: bytes(value) for name, value in restored.to_arrays().items()})
+    for ix in (restored, rewritten):
+        assert ix.sequence[0:len(forward)].tolist() == forward.tolist()
+        for _ in range(20):
+            query = random_query(rng, docs)
+            assert np.array_equal(ix.scores(query), index.scores(query))
+            assert ix.top_k(query, 5) == index.top_k(query, 5)
+
+
+def test_forward_index_keeps_terms_beyond_two_bytes():
+    """Term ids are numbered by frequency and stored in 2 bytes; the rarest terms of a vocabulary over
+    65,535 words are kept aside, and every document still reads back as its own terms."""
+    common = ["oil", "port", "tanker"]
+    docs = [[f"rare{i}", common[i % 3]] for i in range(TermSequence.ESCAPE + 500)]
+    docs.append(["oil", "rare70000", "port", "rare7"])
+    index = BM25Index.build(docs)
+    assert len(index.vocabulary) > TermSequence.ESCAPE
+    assert len(index.sequence.rare_at) > 0
+    restored = BM25Index.from_arrays({name: bytes(value) for name, value in index.to_arrays().items()})
+    for doc in [0, 7, 65_534, 65_535, len(docs) - 2, len(docs) - 1]:
+        for ix in (index, restored):
+            terms = ix.sequence[int(ix.doc_starts[doc]):int(ix.doc_starts[doc + 1])]
+            assert [ix.vocabulary[t] for t in terms.tolist()] == docs[doc]
+    assert [h.doc for h in restored.top_k(["rare70000", "oil"], 1)] == [len(docs) - 1]
 
 
 def test_unknown_method_is_refused():
