@@ -1,4 +1,5 @@
-"""Newsdesk BM25 benchmark: our engine vs rank-bm25 and bm25s (numpy) on the same tokens.
+"""Newsdesk BM25 benchmark: our engine vs its top-k from before issue 10, rank-bm25 and bm25s (numpy and
+numba backends) on the same tokens.
 
     python -m bench.run                 # SQuAD, 118k, 1M (about 15-25 minutes on 2 cores)
     python -m bench.run --quick         # SQuAD only, under a minute
@@ -12,6 +13,7 @@ printed next to a baseline child that only loads the token lists.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import pickle
@@ -32,13 +34,19 @@ import numpy as np  # noqa: E402
 from bench import data  # noqa: E402
 
 PY = sys.executable
-ENGINE_LABEL = {"ours": "ours", "bm25s": "bm25s", "rank_bm25": "rank-bm25"}
+ENGINE_LABEL = {"ours": "ours", "ours_before": "ours-before", "bm25s": "bm25s", "bm25s_numba": "bm25s-numba",
+                "rank_bm25": "rank-bm25"}
+ENGINE_ORDER = ("ours", "ours_before", "bm25s", "bm25s_numba", "rank_bm25")
 TARGETS = {
     "p50_118k_ms": 1.0,
     "p50_1m_ms": 2.0,
     "build_para_per_s": 50_000,
     "peak_1m_mb": 1536,  # 1.5 GB
     "restart_1m_s": 2.0,
+    # issue 10, BM25 top-k alone (question already analysed) and the arrays it holds
+    "topk_p50_1m_ms": 0.5,
+    "topk_p95_1m_ms": 1.2,
+    "arrays_1m_mb": 150.0,
 }
 
 
@@ -105,6 +113,7 @@ def run_worker(engine: str, method: str, tokens: Path, n: int, queries: Path, nq
         tl = np.array(res.pop("tokenize_latency_s")) * 1000
         res["tokenize_p50_ms"] = float(np.percentile(tl, 50))
         res["search_p50_ms"] = float(np.percentile(lat - tl, 50))
+        res["search_p95_ms"] = float(np.percentile(lat - tl, 95))
         log(f"    -> build {res['build_s']:.2f}s  p50 {res['p50_ms']:.3f}ms  p95 {res['p95_ms']:.3f}ms  "
             f"peak {ch['maxrss_kb'] / 1024:.0f}MB  wall {ch['wall_s']:.1f}s")
     return res
@@ -176,9 +185,9 @@ def print_size_table(size: dict) -> None:
     eng = size["engines"]
     base = size.get("baseline", {})
     base_mb = base.get("child", {}).get("maxrss_kb", 0) / 1024 if base else None
-    cols = [e for e in ("ours", "bm25s", "rank_bm25") if e in eng]
+    cols = [e for e in ENGINE_ORDER if e in eng]
     hdr = f"{'metric':34s}" + "".join(f"{ENGINE_LABEL[c]:>12s}" for c in cols) + \
-        "".join(f"{ENGINE_LABEL[c] + '/ours':>16s}" for c in cols if c != "ours")
+        "".join(f"{ENGINE_LABEL[c] + '/ours':>18s}" for c in cols if c != "ours")
     print(hdr)
     print("-" * len(hdr))
 
@@ -194,7 +203,7 @@ def print_size_table(size: dict) -> None:
                 if c == "ours":
                     continue
                 o, v = vals.get("ours"), vals[c]
-                line += f"{(f'{v / o:.2f}x' if isinstance(o, (int, float)) and isinstance(v, (int, float)) and o else '-'):>16s}"
+                line += f"{(f'{v / o:.2f}x' if isinstance(o, (int, float)) and isinstance(v, (int, float)) and o else '-'):>18s}"
         print(line)
 
     row("build from tokens (s)", lambda r: r["build_s"], ".2f")
@@ -209,6 +218,7 @@ def print_size_table(size: dict) -> None:
     row("mean latency (ms)", lambda r: r["mean_ms"], ".3f")
     row("  p50 of query tokenize alone (ms)", lambda r: r["tokenize_p50_ms"], ".3f", ratio=False)
     row("  p50 of search alone (ms)", lambda r: r["search_p50_ms"], ".3f")
+    row("  p95 of search alone (ms)", lambda r: r.get("search_p95_ms"), ".3f")
     row("hit@1 (on its own queries)", lambda r: r["quality"]["hit@1"], ".3f", ratio=False)
     row("hit@5 (on its own queries)", lambda r: r["quality"]["hit@5"], ".3f", ratio=False)
     row("top-1 same paragraph as ours", lambda r: r.get("agree_top1_with_ours"), ".3f", ratio=False)
@@ -241,6 +251,7 @@ def main(argv=None) -> int:
     ap.add_argument("--method", default="plus", choices=["plus", "okapi", "l"], help="variant compared at every size")
     ap.add_argument("--no-okapi", action="store_true", help="skip the extra okapi comparison at SQuAD size")
     ap.add_argument("--skip-rank-bm25-1m", action="store_true", help="do not run rank-bm25 at 1M")
+    ap.add_argument("--engines", default=",".join(ENGINE_ORDER), help="comma list from " + ",".join(ENGINE_ORDER))
     ap.add_argument("--rank-bm25-budget", type=float, default=1200.0,
                     help="seconds before a rank-bm25 child is killed (reported as timeout)")
     ap.add_argument("--no-cli", action="store_true", help="skip the product CLI build/restart test")
@@ -260,7 +271,7 @@ def main(argv=None) -> int:
         import rank_bm25  # noqa: F401
 
         report["versions"] = {"numpy": np.__version__, "bm25s": bm25s.__version__,
-                              "rank_bm25": _dist_version("rank-bm25")}
+                              "rank_bm25": _dist_version("rank-bm25"), "numba": _dist_version("numba")}
         import hashlib
 
         report["engine_files_sha256"] = {
@@ -331,8 +342,12 @@ def main(argv=None) -> int:
                                              "are mostly copies of one paragraph and hit@5 ~= hit@1.")
                     if method == a.method:
                         size["analysis"] = analysis.get(name)
-                    for eng in ("ours", "bm25s", "rank_bm25"):
+                    for eng in [e for e in ENGINE_ORDER if e in a.engines.split(",")]:
                         nq = a.queries
+                        if eng == "bm25s_numba" and importlib.util.find_spec("numba") is None:
+                            size["engines"][eng] = {"error": "no numba"}
+                            size["notes"].append("bm25s-numba skipped: numba is not installed (pip install -e '.[bench]')")
+                            continue
                         timeout = None
                         if eng == "rank_bm25":
                             nq = min(a.queries, rank_nq.get(name, 10))
@@ -505,6 +520,13 @@ def print_summary(rep: dict) -> None:
     o1m = ours("1m")
     if o1m and "p50_ms" in o1m:
         lines.append(("p50 ours @1M <= 2 ms", f"{o1m['p50_ms']:.3f} ms", o1m["p50_ms"] <= TARGETS["p50_1m_ms"]))
+        lines.append(("top-k alone p50 @1M <= 0.5 ms", f"{o1m['search_p50_ms']:.3f} ms",
+                      o1m["search_p50_ms"] <= TARGETS["topk_p50_1m_ms"]))
+        lines.append(("top-k alone p95 @1M <= 1.2 ms", f"{o1m['search_p95_ms']:.3f} ms",
+                      o1m["search_p95_ms"] <= TARGETS["topk_p95_1m_ms"]))
+        if o1m.get("index_array_bytes"):
+            mb = o1m["index_array_bytes"] / 1e6
+            lines.append(("index arrays @1M <= 150 MB", f"{mb:,.1f} MB", mb <= TARGETS["arrays_1m_mb"]))
     an = rep.get("analysis", {})
     for name in ("118k", "1m"):
         o = ours(name)

@@ -2,7 +2,7 @@
 
 Run by bench/run.py, not by hand:
 
-    python -m bench.worker --engine ours|rank_bm25|bm25s|baseline --method plus|okapi \
+    python -m bench.worker --engine ours|ours_before|rank_bm25|bm25s|bm25s_numba|baseline --method plus|okapi \
         --tokens TOKENS.pkl --n N --queries QUERIES.json --nq Q --out RESULT.json
 
 TOKENS.pkl holds the base token lists (tokenized once, by our Analyzer, in the parent).  When
@@ -79,6 +79,17 @@ class Ours:
         return out
 
 
+class OursBefore(Ours):
+    """Today's index with the top-k and array layout from before issue 10 (bench/bm25_before.py): the baseline
+    the new top-k is timed against in the same run. Its build is today's plus the conversion."""
+
+    def __init__(self, token_lists, method, k1, b, delta, epsilon):
+        from bench.bm25_before import BM25Before
+
+        super().__init__(token_lists, method, k1, b, delta, epsilon)
+        self.idx = BM25Before(self.idx)
+
+
 class RankBM25:
     def __init__(self, token_lists, method, k1, b, delta, epsilon):
         import rank_bm25
@@ -103,17 +114,19 @@ class RankBM25:
 class BM25S:
     METHOD = {"okapi": "robertson", "plus": "bm25+", "l": "bm25l"}
 
+    BACKEND = "numpy"
+
     def __init__(self, token_lists, method, k1, b, delta, epsilon):
         import bm25s
 
-        self.r = bm25s.BM25(method=self.METHOD[method], k1=k1, b=b, delta=delta, backend="numpy")
+        self.r = bm25s.BM25(method=self.METHOD[method], k1=k1, b=b, delta=delta, backend=self.BACKEND)
         # list of list of str: bm25s builds its own vocabulary (part of its build time).
         self.r.index(token_lists, show_progress=False)
         self.n = self.r.scores["num_docs"]
 
     def top_k(self, tokens, k):
         # The public single-query path: retrieve() maps tokens to ids, scores, selects.
-        res = self.r.retrieve([tokens], k=min(k, self.n), show_progress=False, backend_selection="numpy")
+        res = self.r.retrieve([tokens], k=min(k, self.n), show_progress=False, backend_selection=self.BACKEND)
         return [(int(d), float(s)) for d, s in zip(res.documents[0], res.scores[0])]
 
     def extra(self):
@@ -122,7 +135,14 @@ class BM25S:
                 "vocabulary": len(self.r.vocab_dict)}
 
 
-ENGINES = {"ours": Ours, "rank_bm25": RankBM25, "bm25s": BM25S}
+class BM25SNumba(BM25S):
+    """bm25s with its numba backend (the 'bench' extra installs numba): compiled scoring and selection. The
+    first query compiles, so the warm-up questions absorb it."""
+
+    BACKEND = "numba"
+
+
+ENGINES = {"ours": Ours, "ours_before": OursBefore, "rank_bm25": RankBM25, "bm25s": BM25S, "bm25s_numba": BM25SNumba}
 
 
 # ------------------------------------------------------------------------------------ main
