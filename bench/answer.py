@@ -7,13 +7,15 @@
 For each size: the corpus is written as .jsonl (bench/data.py) and built once with the engine
 (index.build.rebuild) into `--work` (reused when it is already there). One process then opens the
 database twice: the product's `Newsdesk`, and `OldPathDesk` below, which answers the way main did
-before issue 10 (an aiosqlite round trip for the records, Punkt and the analyzer re-run on every shown
-passage). Each question goes through `bot.views.ask_page` (Newsdesk.ask plus the bot's layout), the two
-desks alternating question by question so that load from other processes falls on both alike.
+before issue 10 (three thread hops, the records through aiosqlite, and index/quotes.py as it was at
+BASELINE_COMMIT, loaded with `git show`: Punkt and the analyzer re-run on every shown passage). Each
+question goes through `bot.views.ask_page` (Newsdesk.ask plus the bot's layout, the same renderer for
+both: its own speed-ups count on both sides), the two desks alternating question by question so that
+load from other processes falls on both alike. Every page the two render must be the same text.
 
 Printed per size: p50 / p95 / mean of the whole answer for each desk and the ratio, in two passes:
 "first" (each question asked once: record cache cold for its passages) and "again" (the same
-questions asked a second time), and the BM25 search alone for reference.
+questions asked a second time), and the search alone (Searcher.search, BM25 and re-ranking) for reference.
 """
 
 from __future__ import annotations
@@ -77,9 +79,9 @@ def _old_answer(searcher: Any, build: Any, question: str, result: Any, records: 
     from index.desk import Result
     from index.listing import focus_of, names_in_quotes
 
-    results = [Result(records[h.passage_id], h, _BASELINE.select_quote(records[h.passage_id].text, result.highlight_terms,
-                                                                       searcher.analyzer, searcher.splitter))
-               for h in result.hits if h.passage_id in records]
+    results = [Result(record, h, _BASELINE.select_quote(record.text, result.highlight_terms, searcher.analyzer,
+                                                        searcher.splitter))
+               for h in result.hits if (record := records.get(h.passage_id))]
     focus = focus_of(question) if results else None
     named = tuple(names_in_quotes(focus, ((r.record.id, r.quote.pieces) for r in results), searcher.places,
                                   question)) if focus else ()
@@ -150,14 +152,15 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def report(size: str, measured: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"size": size, "passages": measured["passages"], "pages_differing": measured["pages_differing"]}
+    out: dict[str, Any] = {"size": size, "passages": measured["passages"],
+                           "pages_differing": measured["pages_differing"]}
     print(f"\n{size}: {measured['passages']:,} passages, {len(measured['search'])} questions, page of {PAGE_K}; "
           f"pages the two paths rendered differently: {measured['pages_differing']}")
     print(f"  {'':24s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s}")
     for name in ("new first", "old first", "new again", "old again", "search"):
         s = summary(measured[name])
         out[name] = s
-        label = {"search": "BM25 search alone"}.get(name, f"whole answer, {name}")
+        label = {"search": "search alone"}.get(name, f"whole answer, {name}")
         print(f"  {label:24s} {s['p50_ms']:8.3f} {s['p95_ms']:8.3f} {s['mean_ms']:8.3f}")
     for rep in ("first", "again"):
         ratio = out[f"old {rep}"]["p50_ms"] / out[f"new {rep}"]["p50_ms"]

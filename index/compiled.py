@@ -16,7 +16,8 @@ from .quotes import LAYOUT_FORMAT
 from .search import ExpansionGroup, Searcher
 from .vocabulary import Vocabulary
 
-__all__ = ("INDEX_FORMAT", "index_format", "layout_format", "to_blobs", "from_blobs", "stored_splitter", "BUILD_STATE_BLOBS")
+__all__ = ("INDEX_FORMAT", "index_format", "layout_format", "to_blobs", "from_blobs", "stored_splitter",
+           "BUILD_STATE_BLOBS")
 
 _log = logging.getLogger(__name__)
 

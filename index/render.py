@@ -38,13 +38,15 @@ __all__ = (
     "place_label",
 )
 
-_MARKDOWN_CHARS = re.compile(r"([\\*_~`|\[\]()<>])")
+# Each markdown character behind a backslash: a table, one C pass (a regex substitution per piece of every
+# quote was the renderer's largest cost).
+_MARKDOWN_CHARS = str.maketrans({c: "\\" + c for c in "\\*_~`|[]()<>"})
 _LINE_START = re.compile(r"^(\s*)([#>\-+]|\d+\.)", re.MULTILINE)
 
 
 def escape_markdown(text: str) -> str:
     """Corpus text shown literally: Discord renders each escaped character as itself, so words stay verbatim."""
-    text = _MARKDOWN_CHARS.sub(r"\\\1", text)
+    text = text.translate(_MARKDOWN_CHARS)
     return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 

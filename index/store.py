@@ -385,7 +385,8 @@ class Reader:
         """Passages by ID with every place they stand; unknown IDs are simply absent."""
         if not ids:
             return {}
-        texts = {pid: text for pid, text, *_ in await self._all(_texts_sql(len(ids), False), list(ids))}
+        marks = ",".join("?" * len(ids))
+        texts = dict(await self._all(f"SELECT id, text FROM passages WHERE id IN ({marks})", list(ids)))
         return _records(texts, await self._all(_places_sql(len(ids)), list(ids)))
 
     # -- the answer path: blocking reads, for the worker thread that answers ---------------------------
@@ -397,16 +398,14 @@ class Reader:
             return self.latest_build(), {}
 
         def read(conn: sqlite3.Connection) -> tuple[int | None, dict[str, PassageRow]]:
-            conn.execute("BEGIN")
-            try:
-                build = _latest_build(conn)
-                rows = {pid: (text, tokens, layout) for pid, text, tokens, layout
-                        in conn.execute(_texts_sql(len(ids), self._has_layout), list(ids))}
-                records = _records({pid: row[0] for pid, row in rows.items()},
-                                   conn.execute(_places_sql(len(ids)), list(ids)).fetchall())
-            finally:
-                conn.execute("COMMIT")
-            return build, {pid: PassageRow(r, rows[pid][1], rows[pid][2]) for pid, r in records.items()}
+            # One statement, so one read transaction: the build id comes with the rows.
+            rows = conn.execute(_stored_sql(len(ids), self._has_layout), list(ids)).fetchall()
+            if not rows:
+                return _latest_build(conn), {}
+            stored = {pid: (text, tokens, layout) for pid, text, tokens, layout, *_ in rows}
+            records = _records({pid: text for pid, (text, _, _) in stored.items()},
+                               (row[:1] + row[4:-1] for row in rows))
+            return rows[0][-1], {pid: PassageRow(r, stored[pid][1], stored[pid][2]) for pid, r in records.items()}
 
         return self._reading(read)
 
@@ -430,7 +429,8 @@ class Reader:
                     self._now = sqlite3.connect(_ro_uri(self.path, self._immutable), uri=True, isolation_level=None,
                                                 check_same_thread=False)
                     self._now.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
-                    self._has_layout = any(row[1] == "layout" for row in self._now.execute("PRAGMA table_info(passages)"))
+                    columns = self._now.execute("PRAGMA table_info(passages)").fetchall()
+                    self._has_layout = any(column[1] == "layout" for column in columns)
                 return read(self._now)
             except sqlite3.Error as e:
                 raise explain(self.path, e) from e
@@ -485,17 +485,22 @@ async def _explained(path: Path, error: sqlite3.Error) -> NewsdeskError:
     return await asyncio.to_thread(explain, path, error)   # confirming damage reads the whole file
 
 
-def _texts_sql(count: int, layout: bool) -> str:
-    """id, text, tokens, layout of `count` passages (NULL layout from a file older than the column)."""
-    return f"SELECT id, text, tokens, {'layout' if layout else 'NULL'} FROM passages WHERE id IN ({','.join('?' * count)})"
+_PLACE_COLUMNS = "o.paragraph, o.part, o.section, a.source, a.title, a.url, a.outlet, a.published, a.author"
 
 
 def _places_sql(count: int) -> str:
-    return f"""SELECT o.passage_id, o.paragraph, o.part, o.section,
-                      a.source, a.title, a.url, a.outlet, a.published, a.author
-               FROM occurrences o JOIN articles a USING (source)
-               WHERE o.passage_id IN ({','.join('?' * count)})
-               ORDER BY {_PRIMARY_FIRST}"""
+    """Every place of `count` passages, primary first: (passage id, paragraph, part, section, article...)."""
+    return f"""SELECT o.passage_id, {_PLACE_COLUMNS} FROM occurrences o JOIN articles a USING (source)
+               WHERE o.passage_id IN ({','.join('?' * count)}) ORDER BY {_PRIMARY_FIRST}"""
+
+
+def _stored_sql(count: int, layout: bool) -> str:
+    """_places_sql's rows with each passage's text, tokens and layout (NULL from a file older than the column)
+    after its id, and the newest build's id last."""
+    return f"""SELECT p.id, p.text, p.tokens, {'p.layout' if layout else 'NULL'}, {_PLACE_COLUMNS},
+                      (SELECT max(id) FROM builds)
+               FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
+               WHERE p.id IN ({','.join('?' * count)}) ORDER BY {_PRIMARY_FIRST}"""
 
 
 def _records(texts: dict[str, str], place_rows: Iterable[tuple]) -> dict[str, PassageRecord]:
