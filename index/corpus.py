@@ -366,6 +366,9 @@ def _parse_text(text: str, relative: str) -> Article:
     return article
 
 
+_PLACE_LINE = re.compile(r"[^.!?]{0,80}\s[—–-]")     # "New York CNN Business —": the place, before the story
+
+
 def _add_body(article: Article, blocks: list[str], headings: set[int] | frozenset[int] = frozenset(), guess: bool = True) -> None:
     """Paragraphs from text blocks: datelines become the date, headings context, repeats are dropped.
 
@@ -377,6 +380,8 @@ def _add_body(article: Article, blocks: list[str], headings: set[int] | frozense
         is_last = i == len(blocks) - 1
         if guess and article.published is None and (published := parse_date(block)):
             article.published = published
+            continue
+        if i == 0 and _PLACE_LINE.fullmatch(block):    # "London CNN —" alone: a place, not a paragraph to find
             continue
         if i in headings or (guess and not is_last and _looks_like_heading(block)):
             section = block.lstrip("#").strip()
@@ -392,7 +397,7 @@ def _add_body(article: Article, blocks: list[str], headings: set[int] | frozense
 def _derived_title(article: Article, relative: str) -> str:
     if not article.paragraphs:
         return Path(relative).stem
-    first = article.paragraphs[0].text
+    first = article.paragraphs[0].text      # a leading "London CNN —" is not a paragraph (_add_body)
     sentence = re.split(r"(?<=[.!?])\s", first, maxsplit=1)[0]
     if len(sentence) <= 90:
         return sentence.rstrip(" .")
@@ -588,7 +593,10 @@ def _parse_jsonl(text: str, relative: str) -> tuple[list[Article], list[Problem]
         article = Article(source, relative, _string(record, "title") or "", [], url=_string(record, "url"),
                           outlet=_string(record, "outlet"), author=_string(record, "author"),
                           published=_iso(_string(record, "published")))
-        _add_body(article, [p.strip() for p in paragraphs if p.strip()], guess="paragraphs" not in record)
+        # A record's blocks are paragraphs, its metadata fields the title and date: on crawled news a short
+        # block guessed as a heading is a dateline or byline ("New York CNN Business —", "Associated
+        # Press") that would become context for every paragraph after it (README, "Answer quality").
+        _add_body(article, [p.strip() for p in paragraphs if p.strip()], guess=False)
         article.title = article.title or _derived_title(article, source)
         articles.append(article)
     return articles, problems

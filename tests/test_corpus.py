@@ -505,6 +505,20 @@ def test_jsonl_line_separator_in_a_string_and_metadata_that_is_not_text(tmp_path
     assert articles[1].published == "2022"
 
 
+
+def test_jsonl_text_is_paragraphs_a_leading_dateline_is_dropped_and_no_heading_is_guessed(tmp_path):
+    """Crawled news: a dateline or byline guessed as a heading became context for every paragraph."""
+    text = ("New York CNN Business —\n\nSpirit and Frontier announced a merger. It creates a big airline.\n\n"
+            "Associated Press\n\nThe combined carrier would fly to 145 destinations.")
+    path = tmp_path / "crawl.jsonl"
+    path.write_text(json.dumps({"id": "m", "text": text}) + "\n", encoding="utf-8")
+    (article,), problems = parse_one(path)
+    assert problems == []
+    assert texts(article) == ["Spirit and Frontier announced a merger. It creates a big airline.", "Associated Press",
+                              "The combined carrier would fly to 145 destinations."]
+    assert {p.section for p in article.paragraphs} == {None}
+    assert article.title == "Spirit and Frontier announced a merger"
+
 # -- symbolic links and folders ---------------------------------------------------------------------
 
 
