@@ -13,7 +13,8 @@ question goes through `bot.views.ask_page` (Newsdesk.ask plus the bot's layout, 
 both: its own speed-ups count on both sides), the two desks alternating question by question so that
 load from other processes falls on both alike. Every page the two render must be the same text.
 
-Printed per size: p50 / p95 / mean of the whole answer for each desk and the ratio, in two passes:
+Printed per size: p50 / p95 / mean of the whole answer for each desk and the ratio, and the median CPU time
+of the process (every thread) per answer, which other load on the machine does not inflate; in two passes:
 "first" (each question asked once: record cache cold for its passages) and "again" (the same
 questions asked a second time), and the search alone (Searcher.search, BM25 and re-ranking) for reference.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -116,7 +118,9 @@ async def measure(db: Path, corpus: Path, questions: list[str]) -> dict[str, Any
     new = await Newsdesk.open(settings, build_if_missing=False)
     old = await OldPathDesk.open(settings, build_if_missing=False)
     times: dict[str, list[float]] = {f"{d} {p}": [] for d in ("new", "old") for p in ("first", "again")}
+    cpu: dict[str, list[float]] = {name: [] for name in times}
     search: list[float] = []
+    load = os.getloadavg()[0]
     try:
         for q in questions[:5]:                                  # warm-up: imports, first connections
             await ask_page(new, q, PAGE_K, 0, None)
@@ -127,9 +131,11 @@ async def measure(db: Path, corpus: Path, questions: list[str]) -> dict[str, Any
                 order = (new, old) if i % 2 else (old, new)
                 pages = {}
                 for desk in order:
-                    began = time.perf_counter()
+                    name = f"{'new' if desk is new else 'old'} {rep}"
+                    began, began_cpu = time.perf_counter(), time.process_time()
                     page = await ask_page(desk, q, PAGE_K, 0, None)
-                    times[f"{'new' if desk is new else 'old'} {rep}"].append(time.perf_counter() - began)
+                    times[name].append(time.perf_counter() - began)
+                    cpu[name].append(time.process_time() - began_cpu)
                     pages[desk] = page if isinstance(page, str) else page[0].content
                 differ += pages[new] != pages[old]
         searcher = new.searcher
@@ -142,7 +148,8 @@ async def measure(db: Path, corpus: Path, questions: list[str]) -> dict[str, Any
     finally:
         await new.close()
         await old.close()
-    return {"passages": passages, "search": search, "pages_differing": differ, **times}
+    return {"passages": passages, "search": search, "pages_differing": differ, "cpu": cpu,
+            "load": (load, os.getloadavg()[0]), **times}
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -155,17 +162,22 @@ def report(size: str, measured: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"size": size, "passages": measured["passages"],
                            "pages_differing": measured["pages_differing"]}
     print(f"\n{size}: {measured['passages']:,} passages, {len(measured['search'])} questions, page of {PAGE_K}; "
-          f"pages the two paths rendered differently: {measured['pages_differing']}")
-    print(f"  {'':24s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s}")
+          f"pages the two paths rendered differently: {measured['pages_differing']}; "
+          f"load average {measured['load'][0]:.1f} -> {measured['load'][1]:.1f} on {os.cpu_count()} CPUs")
+    print(f"  {'':24s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s} {'CPU p50':>8s}")
     for name in ("new first", "old first", "new again", "old again", "search"):
         s = summary(measured[name])
+        if name in measured["cpu"]:
+            s["cpu_p50_ms"] = 1000 * statistics.median(measured["cpu"][name])
         out[name] = s
         label = {"search": "search alone"}.get(name, f"whole answer, {name}")
-        print(f"  {label:24s} {s['p50_ms']:8.3f} {s['p95_ms']:8.3f} {s['mean_ms']:8.3f}")
+        print(f"  {label:24s} {s['p50_ms']:8.3f} {s['p95_ms']:8.3f} {s['mean_ms']:8.3f} "
+              f"{s.get('cpu_p50_ms', s['p50_ms']):8.3f}")
     for rep in ("first", "again"):
         ratio = out[f"old {rep}"]["p50_ms"] / out[f"new {rep}"]["p50_ms"]
+        cpu_ratio = out[f"old {rep}"]["cpu_p50_ms"] / out[f"new {rep}"]["cpu_p50_ms"]
         out[f"speedup {rep}"] = ratio
-        print(f"  old / new p50, {rep}: {ratio:.2f}x")
+        print(f"  old / new p50, {rep}: {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU")
     return out
 
 

@@ -55,8 +55,8 @@ BUILD_SWITCH_INTERVAL_S = 0.001
 REFRESH_EVERY_S = 5.0
 # A reader replaced by a swap is closed this much later, so that reads already started can finish on it.
 READER_GRACE_S = 30.0
-# Passages (record and layout) kept in memory per loaded build: a few MB, and most asked-about passages.
-RECORD_CACHE = 4_096
+# Passages (record and layout, up to ~10 kB each) kept in memory for the loaded build: the last ~170 answers'.
+RECORD_CACHE = 1_024
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,8 @@ _WORD = re.compile(r"\w+")
 
 
 def _words(quote: Quote) -> set[str]:
-    return {w.lower() for piece in quote.pieces for w in _WORD.findall(piece)}
+    # The pieces joined by a space hold the same words as each on its own; one C pass for all of them.
+    return set(map(str.lower, _WORD.findall(" ".join(quote.pieces))))
 
 
 def same_statement(a: Quote, b: Quote) -> bool:
