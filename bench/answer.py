@@ -171,8 +171,8 @@ def report(size: str, measured: dict[str, Any]) -> dict[str, Any]:
             s["cpu_p50_ms"] = 1000 * statistics.median(measured["cpu"][name])
         out[name] = s
         label = {"search": "search alone"}.get(name, f"whole answer, {name}")
-        print(f"  {label:24s} {s['p50_ms']:8.3f} {s['p95_ms']:8.3f} {s['mean_ms']:8.3f} "
-              f"{s.get('cpu_p50_ms', s['p50_ms']):8.3f}")
+        cpu = f"{s['cpu_p50_ms']:8.3f}" if "cpu_p50_ms" in s else f"{'-':>8s}"
+        print(f"  {label:24s} {s['p50_ms']:8.3f} {s['p95_ms']:8.3f} {s['mean_ms']:8.3f} {cpu}")
     for rep in ("first", "again"):
         ratio = out[f"old {rep}"]["p50_ms"] / out[f"new {rep}"]["p50_ms"]
         cpu_ratio = out[f"old {rep}"]["cpu_p50_ms"] / out[f"new {rep}"]["cpu_p50_ms"]
