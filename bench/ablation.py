@@ -3,6 +3,7 @@ and the paraphrased questions of tests/test_search.py.
 
     python -m bench.ablation [--data ../shared/data] [--seed-qa ../shared/eval/seed_qa_dev.jsonl] [--grid]
                              [--sets seed,squad,rtqa,scifact,paraphrase] [--only TEXT]
+    python -m bench.ablation --latency      # p50 search time at 118k passages, article evidence on and off
 
 RealTime QA counts a hit at k when a top-k passage comes from a gold article (bench/realtimeqa.py);
 SciFact's nDCG@10 ranks documents by their best passage and is computed by ir-measures, as in
@@ -40,7 +41,7 @@ from index.bm25 import BM25Index, BM25Params  # noqa: E402
 from index.build import DEFAULT_PARAMS  # noqa: E402
 from index.desk import Newsdesk  # noqa: E402
 from index.evaluate import BeirSet, Question, load_beir, load_questions, normalize_for_match  # noqa: E402
-from index.search import ArticleEvidence, Searcher, SearchSettings, expansion_table  # noqa: E402
+from index.search import ARTICLE_PARAMS, ArticleEvidence, Searcher, SearchSettings, expansion_table  # noqa: E402
 from index.vocabulary import Vocabulary, make_analyzer, mine_aliases  # noqa: E402
 
 from bench.realtimeqa import convert  # noqa: E402
@@ -48,7 +49,7 @@ from bench.realtimeqa import convert  # noqa: E402
 PLAIN = BM25Params(method="okapi", k1=1.2, b=0.75, epsilon=0.25)
 OFF = SearchSettings(alias_weight=0.0, place_weight=0.0, min_coverage=0.0, proximity_weight=0.0)
 PRODUCT = SearchSettings()
-ARTICLES = BM25Params(method="plus", k1=1.2, b=0.75)    # whole articles: the reference's 1.2 / 0.75
+ARTICLES = ARTICLE_PARAMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,12 +76,16 @@ STEPS = [
          settings=_on(proximity_weight=PRODUCT.proximity_weight, alias_weight=PRODUCT.alias_weight)),
     Step("+ country / demonym table (Emirati <-> UAE)", irregular=False, settings=dataclasses.replace(PRODUCT, min_coverage=0.0)),
     Step("+ irregular inflections (led <-> lead)", settings=dataclasses.replace(PRODUCT, min_coverage=0.0)),
-    Step("+ abstention (one weak matched word -> no answer) = product"),
-    Step("product + article-level evidence, w=0.5 (tried, not kept: 2x p50 at 118k)",
-         settings=dataclasses.replace(PRODUCT, article_weight=0.5), articles=ARTICLES),
-    Step("product + article evidence, w=1, each article's n-th passage 0.5^(n-1) (tried, not kept)",
-         settings=dataclasses.replace(PRODUCT, article_weight=1.0, article_decay=0.5), articles=ARTICLES),
-    Step("product + RM3 pseudo-relevance feedback (tried, not kept)", rm3=True),
+    Step("+ abstention (one weak matched word -> no answer)"),
+    Step("+ article evidence: candidates' articles scored, w=1, decay 0.5 when two articles tie = product",
+         articles=ARTICLES),
+    Step("product, article evidence decayed from a tie of 0.9 (tried, not kept)",
+         settings=dataclasses.replace(PRODUCT, article_tie=0.9), articles=ARTICLES),
+    Step("product, article evidence never decayed (tried, not kept)", settings=dataclasses.replace(PRODUCT, article_decay=1.0),
+         articles=ARTICLES),
+    Step("product, article evidence always decayed (tried, not kept)", settings=dataclasses.replace(PRODUCT, article_tie=0.0),
+         articles=ARTICLES),
+    Step("product + RM3 pseudo-relevance feedback (tried, not kept)", rm3=True, articles=ARTICLES),
 ]
 
 
@@ -123,17 +128,11 @@ def searcher_for(rows, step: Step) -> Searcher:
 
 
 def article_evidence(sources_titles, tokens, analyzer, params: BM25Params) -> ArticleEvidence:
-    """The article index the product compiles (index/build.py), from the same rows."""
+    """The article index over the same rows: each article's passages and its title, one document."""
     number: dict[str, int] = {}
     article_of = np.array([number.setdefault(source, len(number)) for source, _ in sources_titles], dtype=np.int64)
-    docs: list[list[str]] = [[] for _ in number]
-    titles = {}
-    for (source, title), t in zip(sources_titles, tokens):
-        docs[number[source]] += t
-        titles[number[source]] = title
-    for a, title in titles.items():
-        docs[a] += analyzer.tokenize(title or "")
-    return ArticleEvidence(BM25Index.build(docs, params), article_of)
+    titles = {number[source]: analyzer.tokenize(title or "") for source, title in dict(sources_titles).items()}
+    return ArticleEvidence.build(article_of, tokens, titles, params)
 
 
 def rm3_search(searcher: Searcher, question: str, k: int, fb_docs: int = 10, fb_terms: int = 10,
@@ -254,6 +253,44 @@ def measure(prepared: dict, step: Step) -> dict:
     return row
 
 
+def latency(data: Path, questions: int = 1000, k: int = 5) -> None:
+    """p50 / p95 search time at 118k passages (SQuAD + BBC + Reuters, bench/data.py), article evidence on and
+    off, over the same index and questions in one process: the 1.5x budget is a ratio, so both are measured."""
+    from bench import data as bench_data
+
+    vocabulary = Vocabulary.load()
+    analyzer = make_analyzer(vocabulary)
+    paragraphs = [p for part in bench_data.load_all(data).values() for p in part]
+    tokens = [analyzer.tokenize(text) for _id, _title, text in paragraphs]
+    titles: dict[str, list[str]] = {}
+    index = BM25Index.build([t + titles.setdefault(title, analyzer.tokenize(title)) for t, (_i, title, _x) in zip(tokens, paragraphs)],
+                            DEFAULT_PARAMS)
+    rows = [(pid.rsplit("/", 1)[0], title) for pid, title, _text in paragraphs]
+    articles = article_evidence(rows, tokens, analyzer, ARTICLES)
+    asked = [q["q"] for q in bench_data.sample_questions(bench_data.load_questions(data), questions)]
+    print(f"{len(paragraphs):,} passages, {int(articles.article_of.max()) + 1:,} articles, {len(asked)} SQuAD questions, k={k}; "
+          f"arrays: passage index {index.nbytes / 1e6:.0f} MB, article index {articles.index.nbytes / 1e6:.0f} MB")
+    searchers = {"article evidence off": Searcher(index, [p[0] for p in paragraphs], analyzer, SentenceSplitter(),
+                                                  settings=dataclasses.replace(PRODUCT, article_weight=0.0)),
+                 "article evidence on (product)": Searcher(index, [p[0] for p in paragraphs], analyzer, SentenceSplitter(),
+                                                           articles=articles)}
+    times: dict[str, list[float]] = {label: [] for label in searchers}
+    for q in asked[:50]:
+        for searcher in searchers.values():
+            searcher.search(q, k=k)              # warm caches before timing
+    # Each question is asked of both searchers in turn, so load from other jobs falls on both alike.
+    for q in asked:
+        for label, searcher in searchers.items():
+            started = time.perf_counter()
+            searcher.search(q, k=k)
+            times[label].append((time.perf_counter() - started) * 1000)
+    p50 = {label: float(np.percentile(t, 50)) for label, t in times.items()}
+    for label, t in times.items():
+        print(f"{label}: p50 {p50[label]:.2f} ms, p95 {np.percentile(t, 95):.2f} ms")
+    on, off = p50["article evidence on (product)"], p50["article evidence off"]
+    print(f"p50 ratio on / off: {on / off:.2f}x (the budget is 1.5x)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -262,7 +299,11 @@ def main(argv=None) -> int:
     parser.add_argument("--grid", action="store_true", help="compare BM25 variants and parameters instead")
     parser.add_argument("--sets", type=lambda v: v.split(","), default=["seed", "squad", "rtqa", "scifact", "paraphrase"])
     parser.add_argument("--only", help="only the rows whose label contains this text")
+    parser.add_argument("--latency", action="store_true", help="p50 search time at 118k, article evidence on and off")
     args = parser.parse_args(argv)
+    if args.latency:
+        latency(args.data)
+        return 0
     steps = STEPS
     if args.grid:
         steps = [Step(f"{m} k1={k1} b={b}", BM25Params(method=m, k1=k1, b=b, delta=1.0 if m == "plus" else 0.5),

@@ -9,22 +9,24 @@ import logging
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
-from .bm25 import BM25Index
+from .bm25 import BM25Index, BM25Params
 from .errors import QueryError
 from .memory import release_gradually
 from .proximity import adjacency_bonus
 
 __all__ = ("Searcher", "SearchResult", "Hit", "Expansion", "SearchSettings", "ExpansionGroup", "expansion_table",
-           "ArticleEvidence")
+           "ArticleEvidence", "ARTICLE_PARAMS")
 
 _log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
+ARTICLE_PARAMS = BM25Params(method="plus", k1=1.2, b=0.75)     # whole articles: rank-bm25's defaults, as the
+                                                                # whole-article reference on RealTime QA used
 
 
 @dataclass(frozen=True)
@@ -37,32 +39,36 @@ class SearchSettings:
     proximity_weight: float = 0.3  # adjacent query terms (index/proximity.py)
     rerank_depth: int = 30         # how many BM25 candidates proximity re-orders
     context_weight: float = 0.3    # a follow-up's earlier question; 0.5 gave back the first answer unchanged
-    article_weight: float = 0.0    # off: the article index (ArticleEvidence) measured +0.5 to +2.5 points on every set at
-                                   # 0.5, but doubled p50 search time at 118k passages (README, "Answer quality")
-    article_depth: int = 20        # the best articles whose matching passages join the candidates
-    article_decay: float = 1.0     # an article's n-th best passage takes decay**(n-1) of its article's score; 0.5
-                                   # lifted RealTime QA hit@10 to 0.84 but cost SQuAD 1.5 points of hit@5
+    article_weight: float = 1.0    # the article's BM25 score, added to each candidate passage's (ArticleEvidence)
+    article_decay: float = 0.5     # an article's n-th candidate passage takes decay**(n-1) of its article's score...
+    article_tie: float = 0.95      # ...only when the second-best article scores at least this share of the best:
+                                   # SQuAD's questions name one article clearly, and its neighbouring passages stay
+                                   # (0.9: RealTime QA hit@10 +1.4 points, SQuAD hit@5 -0.3)
 
 
 class ArticleEvidence:
     """Each passage's article (its primary place) and a BM25 index over whole articles.
 
     News readers expect "the article about this" to win: a paragraph that answers a question often repeats
-    only part of it, while its article as a whole names the rest. A passage's score then adds
-    `article_weight` times its article's score, and the passages of the best articles join the candidates
-    even when their own score alone would not have reached them.
+    only part of it, while its article as a whole names the rest. Only the articles of the passage
+    candidates are scored (a binary search per question term), which keeps the cost to a fraction of a
+    millisecond at 118k passages; a top-k over the whole article index doubled p50 search time.
     """
 
     def __init__(self, index: BM25Index, article_of: np.ndarray) -> None:
         self.index = index                    # document i = article i: its passages' tokens and its title
         self.article_of = article_of          # passage number -> article number
-        self.order = np.argsort(article_of, kind="stable")         # passages grouped by article
-        self.starts = np.searchsorted(article_of[self.order], np.arange(index.num_docs + 1))
 
-    def passages(self, articles: np.ndarray) -> np.ndarray:
-        if not len(articles):
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate([self.order[self.starts[a]:self.starts[a + 1]] for a in articles]).astype(np.int64)
+    @classmethod
+    def build(cls, article_of: np.ndarray, passages: Iterable[Sequence[str]], titles: Mapping[int, Sequence[str]],
+              params: BM25Params = ARTICLE_PARAMS) -> "ArticleEvidence":
+        """article_of[i] is passage i's article; an article's document is its passages' tokens, then its title's."""
+        docs: list[list[str]] = [[] for _ in range(int(article_of.max()) + 1 if len(article_of) else 0)]
+        for article, tokens in zip(article_of.tolist(), passages):
+            docs[article] += tokens
+        for article, tokens in titles.items():
+            docs[article] += tokens
+        return cls(BM25Index.build(docs, params), article_of)
 
 
 @dataclass(frozen=True)
@@ -243,7 +249,7 @@ class Searcher:
         ids = {self.index.term_ids[t]: w for t, w in weights.items() if t in self.index.term_ids}
         candidates = self._bm25(ids, max(depth, self.settings.rerank_depth), within)
         if candidates and self.articles is not None and self.settings.article_weight:
-            candidates = self._with_articles(weights, ids, candidates, max(depth, self.settings.rerank_depth), within)
+            candidates = self._with_articles(weights, candidates)
         if not candidates or not self.settings.proximity_weight:
             return candidates[:depth]
         docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
@@ -265,30 +271,24 @@ class Searcher:
         order = np.lexsort((docs, -scores))[:depth]
         return [(int(docs[i]), float(scores[i])) for i in order]
 
-    def _with_articles(self, weights: dict[str, float], ids: dict[int, float], candidates: list[tuple[int, float]],
-                       depth: int, within: set[str] | None) -> list[tuple[int, float]]:
-        """Passage score plus article_weight times its article's score, over the passage candidates and the
-        matching passages of the `article_depth` best articles."""
+    def _with_articles(self, weights: dict[str, float], candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Each candidate's score plus article_weight times its article's BM25 score, re-ordered.
+
+        When several articles match about as well (news: many stories on one topic), an article's n-th
+        passage takes only decay**(n-1) of it, so the top of the list holds passages from more articles.
+        """
         assert self.articles is not None
         articles = self.articles
         article_ids = {articles.index.term_ids[t]: w for t, w in weights.items() if t in articles.index.term_ids}
-        top = np.array([d.doc for d in articles.index.top_k(article_ids, self.settings.article_depth)], dtype=np.int64)
-        found = np.array([doc for doc, _ in candidates], dtype=np.int64)
-        extra = np.setdiff1d(articles.passages(top), found)
-        if within is not None and len(extra):
-            extra = np.array([d for d in extra.tolist() if self.passage_ids[d] in within], dtype=np.int64)
-        docs = np.concatenate([found, extra])
-        scores = np.concatenate([np.array([score for _, score in candidates]), _scores_of(self.index, extra, ids)])
-        # A passage without any of the question's words is not brought in by its article alone.
-        baseline = sum(w * float(self.index.constants[t]) for t, w in ids.items())
-        keep = scores > baseline + 1e-12
-        docs, scores = docs[keep], scores[keep]
+        docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
+        scores = np.array([score for _, score in candidates])
         of = articles.article_of[docs].astype(np.int64)
         named, where = np.unique(of, return_inverse=True)
-        article_scores = _scores_of(articles.index, named, article_ids)[where]
-        if self.settings.article_decay != 1.0:
-            # An article's n-th best passage takes decay**(n-1) of its article's score.
-            by_article = np.lexsort((-scores, of))
+        named_scores = _scores_of(articles.index, named, article_ids)
+        article_scores = named_scores[where]
+        best = np.sort(named_scores)[-2:]
+        if self.settings.article_decay != 1.0 and len(named) > 1 and best[0] >= self.settings.article_tie * best[1]:
+            by_article = np.lexsort((-scores, of))          # candidates grouped by article, best first
             grouped = of[by_article]
             starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
             place = np.arange(len(docs)) - np.repeat(starts, np.diff(np.append(starts, len(docs))))
@@ -296,7 +296,7 @@ class Searcher:
             decay[by_article] = self.settings.article_decay ** place
             article_scores = article_scores * decay
         scores = scores + self.settings.article_weight * article_scores
-        order = np.lexsort((docs, -scores))[:depth]
+        order = np.lexsort((docs, -scores))
         return [(int(docs[i]), float(scores[i])) for i in order]
 
     def _matched_terms(self, docs: list[int], weights: dict[str, float]) -> list[frozenset[str]]:

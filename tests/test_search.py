@@ -14,7 +14,7 @@ import pytest
 from index.analysis import fold_text
 from index.desk import Newsdesk
 from index.errors import QueryError
-from index.search import Searcher
+from index.search import Searcher, SearchSettings
 
 from tests.conftest import SHIPPED_CORPUS, SeedIndex, copy_db
 
@@ -298,37 +298,59 @@ async def test_quotes_from_long_paragraphs_are_verbatim_pieces(tmp_path, db_file
     assert cut > 0          # the long paragraph was quoted in part
 
 
-# -- article-level evidence (off in the product: see SearchSettings.article_weight) ------------------
+# -- article-level evidence: each candidate passage's article scored as a whole --------------------------
+
+ZANZIBAR = ["The harbour crane and the harbour crane.", "Rice farms flooded in the valley.",
+            "A harbour crane was bought.", "Zanzibar opened its new port on Monday."]
 
 
-def article_searcher(weight: float) -> Searcher:
-    """Four passages in two articles; B's harbour paragraph says "crane" twice, but A is the zanzibar story."""
+def article_searcher(texts: list[str], article_weight: float = SearchSettings.article_weight,
+                     article_tie: float = SearchSettings.article_tie) -> Searcher:
+    """Four passages in two articles: passages 0 and 1 are article B, passages 2 and 3 article A."""
     import numpy as np
 
     from index.analysis import SentenceSplitter
     from index.bm25 import BM25Index, BM25Params
-    from index.search import ArticleEvidence, SearchSettings
+    from index.search import ArticleEvidence
     from index.vocabulary import Vocabulary, make_analyzer
 
     analyzer = make_analyzer(Vocabulary.load())
-    texts = ["The harbour crane and the harbour crane.", "Rice farms flooded in the valley.",
-             "A harbour crane was bought.", "Zanzibar opened its new port on Monday."]
-    article_of = np.array([0, 0, 1, 1])              # B = passages 0 and 1, A = passages 2 and 3
+    article_of = np.array([0, 0, 1, 1])
     tokens = [analyzer.tokenize(t) for t in texts]
-    articles = BM25Index.build([tokens[0] + tokens[1], tokens[2] + tokens[3]], BM25Params("plus", 1.2, 0.75))
     return Searcher(BM25Index.build(tokens, BM25Params("plus", 0.6, 0.9)), ["b1", "b2", "a1", "a2"], analyzer,
-                    SentenceSplitter(), settings=SearchSettings(article_weight=weight, min_coverage=0.0),
-                    articles=ArticleEvidence(articles, article_of))
+                    SentenceSplitter(), settings=SearchSettings(min_coverage=0.0, article_weight=article_weight,
+                                                               article_tie=article_tie),
+                    articles=ArticleEvidence.build(article_of, tokens, {}))
+
+
+def ranked(searcher: Searcher, question: str, **kwargs) -> list[str]:
+    return [h.passage_id for h in searcher.search(question, k=4, **kwargs).hits]
 
 
 def test_article_evidence_prefers_the_passage_whose_article_matches_the_whole_question():
+    """B's harbour paragraph says "crane" twice, but A is the zanzibar story."""
     question = "zanzibar harbour crane"
-    assert [h.passage_id for h in article_searcher(0.0).search(question, k=3).hits][:2] == ["b1", "a1"]
-    ranked = [h.passage_id for h in article_searcher(1.0).search(question, k=3).hits]
-    assert ranked[0] == "a1"                          # harbour crane, in the zanzibar article
-    assert "b2" not in ranked                         # no question word: its article alone does not bring it
+    assert ranked(article_searcher(ZANZIBAR, article_weight=0.0), question)[:2] == ["b1", "a1"]
+    order = ranked(article_searcher(ZANZIBAR), question)
+    assert order[0] == "a1"                           # harbour crane, in the zanzibar article
+    assert "b2" not in order                          # no question word: its article alone does not bring it
 
 
 def test_article_evidence_respects_within():
-    hits = article_searcher(1.0).search("zanzibar harbour crane", k=5, within={"b1", "b2"}).hits
-    assert [h.passage_id for h in hits] == ["b1"]
+    assert ranked(article_searcher(ZANZIBAR), "zanzibar harbour crane", within={"b1", "b2"}) == ["b1"]
+
+
+def test_articles_that_match_about_as_well_share_the_top():
+    """News: several stories on one topic. B's second passage gives way to A's first, so more stories show."""
+    texts = ["The harbour crane and the harbour crane.", "The harbour crane and the old harbour crane.",
+             "A harbour crane, the crane, was bought.", "The harbour crane broke, the harbour."]
+    assert ranked(article_searcher(texts), "harbour crane")[:2] == ["b1", "a1"]
+    assert ranked(article_searcher(texts, article_tie=2.0), "harbour crane")[:2] == ["b1", "b2"]   # never spread
+
+
+def test_a_clearly_better_article_keeps_its_passages_together():
+    """SQuAD: the question names one article; its neighbouring passages are the likely answers."""
+    texts = ["The harbour crane and the harbour crane.", "The harbour crane broke down.",
+             "A harbour crane was bought.", "Rice farms flooded in the valley."]
+    assert ranked(article_searcher(texts), "harbour crane")[:2] == ["b1", "b2"]
+    assert ranked(article_searcher(texts, article_tie=0.0), "harbour crane")[:2] == ["b1", "a1"]   # always spread
