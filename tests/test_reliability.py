@@ -458,13 +458,18 @@ def test_asks_during_a_big_rebuild_answer_from_the_previous_build(tmp_path, seed
     # The new corpus drops the five shipped articles: the rebuild deletes the very passages quoted here.
     with started(tmp_path, "index", "build", "--db", seed_db, "--corpus", big_corpus, name="build") as build:
         assert wait_until(lambda: lock_holder(seed_db) == build.pid, 60), build.stderr()
+        locked = time.monotonic()
         seen = asyncio.run(ask_until_the_new_build(seed_db, seed_index.corpus, build.proc))
         assert build.proc.wait(120) == 0, build.stderr()
+        held = time.monotonic() - locked
     # Every ask whose reads all came before the commit (build 2 not yet there when it returned) answered
     # from build 1, whole; the one ask the commit fell into is test_an_ask_after_another_writer_commits...
     old = [a for a in seen if a.committed == 1]
     assert all(a.build == 1 and a.results == before.results for a in old)
-    assert max(a.seconds for a in old) < 1.0, sorted(round(a.seconds, 3) for a in old)[-5:]
+    # A reader waiting for the writer would take about as long as the rest of the build (the first ask: all
+    # of it). Bounded against the build's own time, which a loaded machine stretches as much as the asks.
+    slowest = max(a.seconds for a in old)
+    assert slowest < held / 2, (sorted(round(a.seconds, 3) for a in old)[-5:], round(held, 2))
     assert sum(a.during for a in old) >= 3, len(old)
     assert build_ids(seed_db) == [1, 2]
     after = asyncio.run(ask_fresh(seed_db, seed_index.corpus))
@@ -648,8 +653,10 @@ def test_a_build_stopped_while_its_workers_analyse_leaves_no_process_and_the_old
             signalled = time.monotonic()
             code = build.proc.wait(10)
             took = time.monotonic() - signalled
-            left = wait_until(lambda: not alive(family), 5, every=0.1)
-            assert left, f"still running 5 s after the build ended: {alive(family)}"
+            # A worker still starting up (importing, on a loaded machine that takes seconds) when its parent
+            # died notices at the end of its start-up; before the fix they ran on with no parent for good.
+            left = wait_until(lambda: not alive(family), 20, every=0.1)
+            assert left, f"still running 20 s after the build ended: {alive(family)}"
         finally:
             for pid in alive(family):           # only what this test started
                 os.kill(pid, signal.SIGKILL)
