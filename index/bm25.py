@@ -361,7 +361,6 @@ class BM25Index:
         """
         # Each step drops the candidates that the terms still to add cannot lift to the k-th best.
         left = list(accumulate(reversed([weights[t] * float(self.max_impacts[t]) for t in order])))[::-1] + [0.0]
-        candidates = candidates.take(np.flatnonzero(acc.take(candidates) + left[0] >= kth * _MARGIN))
         for i, t in enumerate(order):
             lo, hi = self.indptr[t], self.indptr[t + 1]
             docs = self.doc_ids[lo:hi]
