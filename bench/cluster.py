@@ -16,7 +16,7 @@ Steps, each measured program in a process of its own:
    the searchd processes' RSS is sampled on the side (it is the cluster's memory, not the builder's);
 4. the same questions through both, each in a fresh process: `Newsdesk.open(...)` and `await desk.ask(q, k=5)`
    one at a time (5 warm-up questions first), wall clock per ask; the cluster once per candidate depth in
-   `--depths` (the first is the product's, index/remote.py CANDIDATE_DEPTH); plus how often both give the same
+   `--depths` (the first is the product's, index/remote.py candidate_depth); plus how often both give the same
    top passage and the same top 5, exactly and up to ties: every hit's score is recorded, so a rank holding
    another passage with the same score (a tie settled among a different candidate set) is told apart from one
    holding a lower-scored passage (the better one was not among the cluster's candidates);
@@ -505,9 +505,9 @@ def run(args: argparse.Namespace, out: dict[str, Any]) -> dict[str, Any]:
         print(f"[{args.passages:,}] embedded queries: p50 {out['embedded_queries']['p50_ms']:.1f} ms, p95 "
               f"{out['embedded_queries']['p95_ms']:.1f} ms; load {os.getloadavg()[0]:.2f}", flush=True)
         out["cluster_depths"] = {}
-        from index.remote import CANDIDATE_DEPTH
+        from index.remote import candidate_depth
 
-        for depth in args.depths or [CANDIDATE_DEPTH]:
+        for depth in args.depths or [candidate_depth(args.passages)]:
             queries = measured_queries(f"cluster_d{depth}", work, db_b, corpus, url, qfile, depth)
             agreed = agreement(out["embedded_queries"], queries)
             out["cluster_depths"][str(depth)] = {"agreement": agreed, **{key: queries[key] for key in (
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--depths", type=lambda v: [int(d) for d in v.split(",")], default=None,
                     help="candidate depths the cluster is asked at, comma-separated; the first is reported in the "
-                         "main rows (default: the product's, index/remote.py CANDIDATE_DEPTH)")
+                         "main rows (default: the product's, index/remote.py candidate_depth)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "cluster.json")
     ap.add_argument("--tmp", type=Path, default=None, help="where the corpus, databases and cluster go (default $TMPDIR)")
     ap.add_argument("--keep-tmp", action="store_true")

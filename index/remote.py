@@ -1,6 +1,6 @@
 """The engine over a search cluster: the same Searcher, fed candidates by a backend and scoring them here.
 
-The cluster's ranking only picks `CANDIDATE_DEPTH` candidates; each is re-scored with the embedded
+The cluster's ranking only picks `candidate_depth(N)` candidates; each is re-scored with the embedded
 formula (BM25+, index/build.py DEFAULT_PARAMS) and the *global* df, N and avgdl the build stored in the
 cluster's metadata, then re-ranked by proximity exactly as the embedded searcher does. Per-shard IDF,
 bm25a on disk chunks and global_idf misses (docs/search-cluster.md) therefore never reach an answer; the
@@ -31,12 +31,21 @@ from .sphinx import SphinxBackend
 from .store import BuildRecord, PassageRecord
 from .vocabulary import Vocabulary
 
-__all__ = ("ClusterDesk", "ClusterSearcher", "sync", "CANDIDATE_DEPTH")
+__all__ = ("ClusterDesk", "ClusterSearcher", "sync", "CANDIDATE_DEPTH", "candidate_depth")
 
 _log = logging.getLogger(__name__)
 
-# How many candidates the cluster returns for re-scoring (measured on SQuAD: README, "Beyond one machine").
+# How many candidates the cluster returns for re-scoring (README, "Beyond one machine"). 200 gives the embedded
+# top 5 on SQuAD and on 495 / 500 questions at 200k generated passages, but only 427 / 500 at 1M, where the
+# shards' own IDF pushes more of the global top 5 below it; 500 gives 499 / 500 there (for ~40% more latency).
 CANDIDATE_DEPTH = 200
+LARGE_CORPUS = 500_000
+LARGE_CORPUS_DEPTH = 500
+
+
+def candidate_depth(num_docs: int) -> int:
+    """The depth that keeps the cluster's top 5 the embedded one, for a corpus of num_docs passages."""
+    return LARGE_CORPUS_DEPTH if num_docs >= LARGE_CORPUS else CANDIDATE_DEPTH
 FETCH_TIMEOUT_S = 30.0
 RECORD_CACHE = 5_000
 
@@ -165,10 +174,11 @@ class ClusterSearcher(Searcher):
 
 
 def searcher_from_meta(meta: dict[str, Any], fetch: Callable[[dict[str, float], int], Candidates],
-                       depth: int = CANDIDATE_DEPTH) -> ClusterSearcher:
+                       depth: int | None = None) -> ClusterSearcher:
     stats = _Stats(meta["vocabulary"], meta["df"], meta["num_docs"], meta["avgdl"], BM25Params(**meta["params"]))
     return ClusterSearcher(stats, Analyzer(term_map=meta["term_map"]), SentenceSplitter.from_json(meta["sentences"]),
-                           meta["expansions"], Vocabulary.load().places, meta["cooccurring"], fetch, depth)
+                           meta["expansions"], Vocabulary.load().places, meta["cooccurring"], fetch,
+                           candidate_depth(meta["num_docs"]) if depth is None else depth)
 
 
 def meta_of(searcher: Searcher, build: BuildRecord) -> dict[str, Any]:
