@@ -39,7 +39,8 @@ class SearchSettings:
     proximity_weight: float = 0.3  # adjacent query terms (index/proximity.py)
     rerank_depth: int = 30         # how many BM25 candidates proximity re-orders
     context_weight: float = 0.3    # a follow-up's earlier question; 0.5 gave back the first answer unchanged
-    article_weight: float = 1.0    # the article's BM25 score, added to each candidate passage's (ArticleEvidence)
+    article_weight: float = 1.0    # the article's BM25 score, added to each candidate passage's (ArticleEvidence);
+                                   # only a Searcher given articles= uses it: `index build` makes none yet (README)
     article_decay: float = 0.5     # an article's n-th candidate passage takes decay**(n-1) of its article's score...
     article_tie: float = 0.95      # ...only when the second-best article scores at least this share of the best:
                                    # SQuAD's questions name one article clearly, and its neighbouring passages stay
