@@ -132,6 +132,7 @@ class Newsdesk:
         self.notices: list[str] = []          # what the person should be told about start-up
         self._reader: Reader | None = None
         self._opening = asyncio.Lock()
+        self._catching_up = asyncio.Lock()
         self._closed = False
         self._old_readers: set[Reader] = set()    # replaced by a repair, closed once reads on them are done
         self._reader_inode: int | None = None
@@ -268,7 +269,20 @@ class Newsdesk:
             raise IndexNotBuilt("The stored index was made by another version of Newsdesk.", "Run: newsdesk index build")
         searcher = await asyncio.to_thread(from_blobs, blobs)
         del blobs
+        if self.build is not None and build.id < self.build.id:
+            return                        # a newer build was swapped in while this one loaded
         await self._swap(searcher, build)
+
+    async def _catch_up(self) -> None:
+        """Load the build that made an ask's hits stale: once, however many asks found it at the same time
+        (each load holds a whole index; at 1M passages, 155 MB)."""
+        async with self._catching_up:
+            while self.rebuilding:        # our own rebuild committed it and swaps it in when its thread returns
+                await asyncio.sleep(0.05)
+            stored = await (await self._read()).current_build()
+            if stored is not None and self.build is not None and stored.id <= self.build.id:
+                return                    # loaded meanwhile, by another ask or by that rebuild
+            await self.reload()
 
     async def refresh(self) -> bool:
         """Load a build another process committed since ours; True if there was one."""
@@ -388,7 +402,7 @@ class Newsdesk:
                                            within, context, source, started, True)
         except _Stale:
             # Load the newer build and search again, rather than answer from the old one with holes in it.
-            await self.reload()
+            await self._catch_up()
             searcher, build = self._loaded()
             return await asyncio.to_thread(self._respond, searcher, build, self._records, reader, question, k, offset,
                                            within, context, source, started, False)

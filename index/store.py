@@ -324,7 +324,8 @@ class Reader:
         self._now_lock = threading.Lock()
         self._now_closed = False
         self._has_layout = False
-        self._data_version: int | None = None
+        self._data_version: int | None = None       # PRAGMA data_version when _has_layout was last checked
+        self._latest_version: int | None = None     # ... and when _latest was last read
         self._latest: int | None = None
 
     @classmethod
@@ -392,8 +393,9 @@ class Reader:
     # -- the answer path: blocking reads, for the worker thread that answers ---------------------------
 
     def stored_passages(self, ids: Sequence[str]) -> tuple[int | None, dict[str, PassageRow]]:
-        """Blocking: passages by ID with their tokens and layouts, and the build they were read from (one
-        read transaction: the two agree). Unknown IDs are absent."""
+        """Blocking: passages by ID with their tokens and layouts, and the build they were read from (read by
+        the same statement as the rows, so the two agree; when no row is found, by a second one). Unknown IDs
+        are absent."""
         if not ids:
             return self.latest_build(), {}
 
@@ -413,9 +415,8 @@ class Reader:
         """Blocking: the id of the newest committed build. Cheap when nothing was committed since the last
         call (PRAGMA data_version says so without reading a table), which is most answers."""
         def read(conn: sqlite3.Connection) -> int | None:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._data_version:
-                self._latest, self._data_version = _latest_build(conn), version
+            if self._latest_version != self._data_version:
+                self._latest, self._latest_version = _latest_build(conn), self._data_version
             return self._latest
 
         return self._reading(read)
@@ -426,11 +427,16 @@ class Reader:
                 raise IndexNotBuilt("Newsdesk is shutting down.", "Try again in a minute.")
             try:
                 if self._now is None:
-                    self._now = sqlite3.connect(_ro_uri(self.path, self._immutable), uri=True, isolation_level=None,
-                                                check_same_thread=False)
-                    self._now.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+                    conn = sqlite3.connect(_ro_uri(self.path, self._immutable), uri=True, isolation_level=None,
+                                           check_same_thread=False)
+                    conn.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+                    self._now = conn
+                version = self._now.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._data_version:
+                    # Another connection committed: perhaps a build that added the layout column in place.
                     columns = self._now.execute("PRAGMA table_info(passages)").fetchall()
                     self._has_layout = any(column[1] == "layout" for column in columns)
+                    self._data_version = version
                 return read(self._now)
             except sqlite3.Error as e:
                 raise explain(self.path, e) from e
