@@ -15,7 +15,7 @@ import index.build
 import index.compiled
 import index.desk
 from index.desk import Newsdesk
-from index.quotes import QUOTE_CHARS, TextLayout, quote_of, select_quote
+from index.quotes import QUOTE_CHARS, LayoutMaker, TextLayout, quote_of, select_quote
 from index.render import answer_markdown
 from index.store import Reader
 
@@ -54,7 +54,7 @@ async def test_every_stored_layout_quotes_the_shipped_corpus_as_the_analyzer_and
     for _, text, tokens, data in stored:
         layout = TextLayout.from_bytes(data, tokens)
         assert layout is not None
-        assert layout.words == analyzer.word_spans(text)
+        assert layout.words(text) == analyzer.word_spans(text)
         assert layout.sentences == (tuple(splitter.spans(text)) if len(text) > QUOTE_CHARS else None)
         terms = tokens.split()
         for chosen in (terms[::3], terms[1::7], terms[-2:], []):
@@ -63,6 +63,30 @@ async def test_every_stored_layout_quotes_the_shipped_corpus_as_the_analyzer_and
             assert quote.is_verbatim(text)
         long += len(text) > QUOTE_CHARS
     assert len(stored) > 100 and long >= 10       # long passages: their stored sentences are read
+
+
+async def test_layouts_place_words_right_past_odd_whitespace_long_chunks_and_repeated_contexts(seed_db, seed_index):
+    """Stored layouts place words inside their whitespace chunk and the chunks are found again in the text:
+    tabs, newlines, no-break and ideographic spaces, leading and trailing blanks, chunks without words; a chunk too long for the
+    one-byte encoding (a long URL) takes the two-byte one; chunks met before reuse their bytes."""
+    async with await Newsdesk.open(seed_db, seed_index.corpus, build_if_missing=False) as desk:
+        assert desk.searcher is not None
+        analyzer, splitter = desk.searcher.analyzer, desk.searcher.splitter
+    texts = sorted((text for _, text, _, _ in rows(seed_db)), key=len)[-40:]
+    odd = [" \t" + texts[0].replace(" ", "\u00a0", 5).replace(". ", ".\n\n", 3) + "\u3000 ",
+           "See https://example.org/" + "long-path-" * 40 + " for Haftar's (LNA) reply.  " + texts[1],
+           "U.N.-backed\tGNA—Tripoli’s “government” said — ... 3,000 fled (\u00bd of them).", "", "   "]
+    make = LayoutMaker(analyzer, splitter)
+    for text in odd + texts + texts:           # twice: the second pass finds every chunk encoded
+        tokens = " ".join(analyzer.tokenize(text))
+        data = make(text)
+        layout = TextLayout.from_bytes(data, tokens)
+        assert layout is not None
+        assert layout.words(text) == analyzer.word_spans(text)
+        assert layout.sentences == (tuple(splitter.spans(text)) if len(text) > QUOTE_CHARS else None)
+        for chosen in (tokens.split()[::2], tokens.split()[-3:]):
+            assert quote_of(text, layout, chosen) == select_quote(text, chosen, analyzer, splitter)
+    assert make(odd[1])[1] == 2                # the long URL's passage took the two-byte layout
 
 
 async def test_a_database_from_before_layouts_answers_alike_and_its_next_build_lays_out_every_passage(
