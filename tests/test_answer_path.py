@@ -25,6 +25,18 @@ QUESTIONS = ["Which countries bombed the PFG?", "who leads the LNA?", "Haftar Ca
              "Russia Moscow Putin", "oil terminals Ras Lanuf"]
 
 
+def as_schema_2(db: Path) -> None:
+    """Make the file what schema 2 left: passages without the layout column, no layouts recorded."""
+    with closing(sqlite3.connect(db)) as conn:
+        conn.executescript(f"""
+            CREATE TABLE old (id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, text TEXT NOT NULL, tokens TEXT NOT NULL);
+            INSERT INTO old SELECT id, key, text, tokens FROM passages;
+            DROP TABLE passages;
+            ALTER TABLE old RENAME TO passages;
+            DELETE FROM index_blobs WHERE name = '{index.compiled._LAYOUTS}';
+            PRAGMA user_version = 2;""")
+
+
 def rows(db: Path) -> list[tuple[str, str, str, bytes | None]]:
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute("SELECT id, text, tokens, layout FROM passages").fetchall()
@@ -92,14 +104,7 @@ async def test_layouts_place_words_right_past_odd_whitespace_long_chunks_and_rep
 async def test_a_database_from_before_layouts_answers_alike_and_its_next_build_lays_out_every_passage(
         seed_db, seed_index):
     before = await rendered(seed_db, seed_index.corpus)
-    with closing(sqlite3.connect(seed_db)) as conn:      # the file as schema 2 left it: no layout column
-        conn.executescript(f"""
-            CREATE TABLE old (id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, text TEXT NOT NULL, tokens TEXT NOT NULL);
-            INSERT INTO old SELECT id, key, text, tokens FROM passages;
-            DROP TABLE passages;
-            ALTER TABLE old RENAME TO passages;
-            DELETE FROM index_blobs WHERE name = '{index.compiled._LAYOUTS}';
-            PRAGMA user_version = 2;""")
+    as_schema_2(seed_db)
     assert await rendered(seed_db, seed_index.corpus) == before       # laid out on the spot
 
     built = await asyncio.to_thread(index.build.rebuild, seed_db, seed_index.corpus)

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 import index.build
-import index.compiled
 import index.desk
 from index.desk import Newsdesk
+from tests.test_answer_path import as_schema_2
 
 pytestmark = pytest.mark.asyncio
 
 QUESTIONS = ["Which countries bombed the PFG?", "who leads the LNA?", "Haftar Cairo emergency meeting",
              "oil terminals Ras Lanuf"]
-
-
-def as_schema_2(db: Path) -> None:
-    """Make the file what schema 2 left: passages without the layout column, no layouts recorded."""
-    with closing(sqlite3.connect(db)) as conn:
-        conn.executescript(f"""
-            CREATE TABLE old (id TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE, text TEXT NOT NULL, tokens TEXT NOT NULL);
-            INSERT INTO old SELECT id, key, text, tokens FROM passages;
-            DROP TABLE passages;
-            ALTER TABLE old RENAME TO passages;
-            DELETE FROM index_blobs WHERE name = '{index.compiled._LAYOUTS}';
-            PRAGMA user_version = 2;""")
 
 
 def counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
