@@ -260,7 +260,12 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         gone = [name for name in stored_hashes if name not in present]
         articles, parse_problems = _parse_all(changed, report)
         problems += parse_problems
-        before_signatures = writer.article_signatures()
+        # With no file changed or gone there is no article to compare and no passage to remove: reading every
+        # article's signature and scanning for orphans took half of such a build (0.25 of 0.5 s at 110k).
+        # Every passage's key is still read, although none will be matched: that scan is what meets a damaged
+        # page, so a build after a reader's "damaged" error still recovers the database.
+        untouched = not changed and not gone
+        before_signatures = {} if untouched else writer.article_signatures()
         before_positions = writer.occurrence_keys([f.relative for f in changed] + gone)
         known = writer.passage_ids_by_key()
         stored = writer.index_blobs(BUILD_STATE_BLOBS)
@@ -284,12 +289,12 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
             _lay_out_stored(writer, analyzer, splitter, report, cancel)
         writer.insert_occurrences(
             (o.source, o.paragraph, o.part, new_rows.ids[p.key], o.section) for p in passages for o in p.occurrences)
-        removed = writer.delete_orphan_passages()
+        removed = 0 if untouched else writer.delete_orphan_passages()
         article_count, passage_count = writer.counts()
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
         searcher = None
-        if current and not changed and not gone:
+        if current and untouched:
             _log.info("Nothing changed: the compiled index is kept")
         else:
             report("compiling", 0, passage_count)
