@@ -686,6 +686,11 @@ class Writer:
     def passage_ids_by_key(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, id FROM passages"))
 
+    def read_every_passage_row(self) -> int:
+        """Read each row of the passages table where it is stored (not through an index), keeping nothing:
+        what meets a damaged page, as passage_ids_by_key's scan does, without building a dict of them."""
+        return self.conn.execute("SELECT count(key) FROM passages NOT INDEXED").fetchone()[0]
+
     def delete_files(self, files: Iterable[str]) -> None:
         for chunk in _chunks(list(files), 500):
             marks = ",".join("?" * len(chunk))
