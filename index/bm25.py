@@ -292,9 +292,9 @@ class BM25Index:
             return self._top_k_exhaustive(weights, k)
         # Highest possible contribution first: rare terms find the candidates, common terms refine them.
         order = sorted(weights, key=lambda t: -weights[t] * self.max_impacts[t])
-        left = list(accumulate(reversed([weights[t] * float(self.max_impacts[t]) for t in order])))[::-1] + [0.0]
+        left = _from_each_on([weights[t] * float(self.max_impacts[t]) for t in order])   # what terms i.. can add
         # Keeping the k best current is worth it only while the postings still to read are many.
-        unread = list(accumulate(reversed([int(self.indptr[t + 1] - self.indptr[t]) for t in order])))[::-1] + [0]
+        unread = _from_each_on([int(self.indptr[t + 1] - self.indptr[t]) for t in order])
         acc = self._accumulator()
         found: list[np.ndarray] = []          # every candidate once: the slots of acc to zero again
         count = 0
@@ -334,7 +334,7 @@ class BM25Index:
                 kth = float(best_scores.min())
         candidates = np.concatenate(found) if found else np.zeros(0, dtype=np.int32)
         if i < len(order):
-            candidates = self._refine(acc, weights, order[i:], candidates, kth, k)
+            candidates = self._refine(acc, weights, order[i:], left[i:], candidates, kth, k)
         scores = acc.take(candidates)
         for docs in found:
             acc[docs] = 0.0
@@ -352,15 +352,14 @@ class BM25Index:
         self._scratch.acc = None
         return np.zeros(self.num_docs, dtype=np.float64) if acc is None else acc
 
-    def _refine(self, acc: np.ndarray, weights: dict[int, float], order: list[int], candidates: np.ndarray,
-                kth: float, k: int) -> np.ndarray:
+    def _refine(self, acc: np.ndarray, weights: dict[int, float], order: list[int], left: list[float],
+                candidates: np.ndarray, kth: float, k: int) -> np.ndarray:
         """Terms that cannot bring in a new document: add them to the candidates that can still reach the top k.
 
         Every candidate has a positive acc and every other document 0: a long postings list is read against
         acc in one pass, a short list of survivors is looked up in the postings instead.
         """
-        # Each step drops the candidates that the terms still to add cannot lift to the k-th best.
-        left = list(accumulate(reversed([weights[t] * float(self.max_impacts[t]) for t in order])))[::-1] + [0.0]
+        # Each step drops the candidates that the terms still to add (left[i + 1]) cannot lift to the k-th best.
         for i, t in enumerate(order):
             lo, hi = self.indptr[t], self.indptr[t + 1]
             docs = self.doc_ids[lo:hi]
@@ -541,6 +540,11 @@ def _factor(params: BM25Params, tf: np.ndarray, lengths: np.ndarray, avgdl: floa
     tf = tf * (k1 + 1)
     tf /= norm
     return tf
+
+
+def _from_each_on(values: list) -> list:
+    """values[i] + values[i + 1] + ... for every i, then 0: what the items from i on add up to."""
+    return list(accumulate(reversed(values)))[::-1] + [0]
 
 
 def _raised(best: np.ndarray, scores: np.ndarray, docs: np.ndarray, after: np.ndarray,
