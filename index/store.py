@@ -324,9 +324,8 @@ class Reader:
         self._now_lock = threading.Lock()
         self._now_closed = False
         self._has_layout = False
-        self._data_version: int | None = None       # PRAGMA data_version when _has_layout was last checked
-        self._latest_version: int | None = None     # ... and when _latest was last read
-        self._latest: int | None = None
+        self._data_version: int | None = None       # PRAGMA data_version when the two below were read
+        self._latest: int | None = None             # the newest committed build's id
 
     @classmethod
     async def open(cls, path: Path | str) -> "Reader":
@@ -414,12 +413,7 @@ class Reader:
     def latest_build(self) -> int | None:
         """Blocking: the id of the newest committed build. Cheap when nothing was committed since the last
         call (PRAGMA data_version says so without reading a table), which is most answers."""
-        def read(conn: sqlite3.Connection) -> int | None:
-            if self._latest_version != self._data_version:
-                self._latest, self._latest_version = _latest_build(conn), self._data_version
-            return self._latest
-
-        return self._reading(read)
+        return self._reading(lambda conn: self._latest)
 
     def _reading(self, read: Callable[[sqlite3.Connection], _R]) -> _R:
         with self._now_lock:
@@ -433,10 +427,10 @@ class Reader:
                     self._now = conn
                 version = self._now.execute("PRAGMA data_version").fetchone()[0]
                 if version != self._data_version:
-                    # Another connection committed: perhaps a build that added the layout column in place.
+                    # Another connection committed: a new build, perhaps one that added the layout column in place.
                     columns = self._now.execute("PRAGMA table_info(passages)").fetchall()
                     self._has_layout = any(column[1] == "layout" for column in columns)
-                    self._data_version = version
+                    self._latest, self._data_version = _latest_build(self._now), version
                 return read(self._now)
             except sqlite3.Error as e:
                 raise explain(self.path, e) from e
