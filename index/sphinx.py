@@ -205,6 +205,10 @@ class SphinxBackend:
             ids = ",".join(str(passage_int("meta:" + n)) for n in names)
             await self._agg(f"DELETE FROM meta WHERE id IN ({ids})", write=True)
 
+    def _rank_for(self, meta: dict) -> None:
+        """Rank candidates with the build's parameters and average length (meta as write_meta stores it)."""
+        self.ranking = ranker(meta.get("params") or {}, float(meta.get("avgdl") or 1.0))
+
     async def layout(self) -> dict:
         """{"shards": [[mirror "host:port", ...], ...], "api": {"host:apiport": shard}}."""
         if self._layout is None:
@@ -229,7 +233,7 @@ class SphinxBackend:
         if any(p is None for p in parts):      # a build replaced it between our reads: read the new one
             return await self.read_meta()
         meta = json.loads("".join(parts))  # type: ignore[arg-type]
-        self.ranking = ranker(meta.get("params") or {}, float(meta.get("avgdl") or 1.0))
+        self._rank_for(meta)
         return meta
 
     async def current_build_id(self) -> int | None:
@@ -249,7 +253,7 @@ class SphinxBackend:
             previous = json.loads(old)
             if previous["build"] != build:
                 await self._drop([f"state.{previous['build']}.{i}" for i in range(previous["parts"])])
-        self.ranking = ranker(meta.get("params") or {}, float(meta.get("avgdl") or 1.0))
+        self._rank_for(meta)
 
     # -- reading --------------------------------------------------------------------------------
 
