@@ -6,9 +6,9 @@ rank-bm25 scores every document for every query term. BM25+ gives even a documen
 constant (idf * delta), so each term's score splits into that constant, the same for every document,
 plus a sparse "impact" on the documents that contain it. Adding the constants back to the impacts gives
 rank-bm25's exact scores. An impact is idf times a factor of only the term frequency and the document's
-length, and a corpus holds a few thousand distinct (tf, length) pairs: each posting stores 2 bytes naming
-its pair, and the factor is looked up in a small float64 table, so scores stay exact at a quarter of the
-memory of float64 impacts.
+length, and a corpus holds a few thousand distinct (tf, length) pairs: each posting names its pair, and the
+factor is looked up in a small float64 table, so scores stay exact. Most terms use a few hundred pairs at
+most, and their postings name them in one byte (Impacts): an eighth of the memory of float64 impacts.
 
 Top-k selection is MaxScore: terms in order of the most they can add; once the k-th best candidate beats
 everything the remaining terms could add, those terms only refine candidates already found, and a
@@ -61,33 +61,64 @@ class ScoredDoc(NamedTuple):
 
 
 class Impacts:
-    """Every posting's impact, idf[term] * table[code]: the table holds each distinct (tf, length) pair's factor.
+    """Every posting's impact, idf[term] * table[code]: the table holds each distinct (tf, length) pair's factor,
+    sorted, so a larger code names a larger factor.
 
-    The table is sorted, so a term's largest code names its largest factor. An index stored before codes
-    existed has one float64 impact per posting: that is `table` itself, with `codes` None.
+    Most terms' postings take few of the table's factors: such a term keeps the sorted table codes it uses (its
+    slice of `subtable`, from sub_ptr) and one byte per posting naming its place there (`narrow`). A term that
+    uses more than 256 of them, or has too few postings to repay its list, keeps 2-byte table codes (`wide`);
+    start[t] is where term t's codes begin in one array or the other. An index stored with 2-byte codes for
+    every posting reads as all terms wide; one stored before codes existed has one float64 impact per posting:
+    that is `table` itself, with `wide` None.
     """
 
-    def __init__(self, indptr: np.ndarray, idf: np.ndarray, codes: np.ndarray | None, table: np.ndarray) -> None:
+    def __init__(self, indptr: np.ndarray, idf: np.ndarray, table: np.ndarray, wide: np.ndarray | None = None,
+                 narrow: np.ndarray | None = None, start: np.ndarray | None = None, sub_ptr: np.ndarray | None = None,
+                 subtable: np.ndarray | None = None) -> None:
         self.indptr = indptr
         self.idf = idf
-        self.codes = codes
         self.table = table
+        self.wide = wide
+        self.narrow = np.zeros(0, dtype=np.uint8) if narrow is None else narrow
+        self.start = indptr[:-1] if start is None else start
+        self.sub_ptr = np.zeros(len(indptr), dtype=np.int64) if sub_ptr is None else sub_ptr
+        self.subtable = np.zeros(0, dtype=np.uint16) if subtable is None else subtable
+
+    @classmethod
+    def from_codes(cls, indptr: np.ndarray, idf: np.ndarray, codes: np.ndarray, table: np.ndarray) -> "Impacts":
+        """From one table code per posting, narrowed where a term's postings use few codes."""
+        return cls(indptr, idf, table, *_narrowed(codes, indptr, len(table)))
+
+    def _codes(self, t: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Term t's codes, and the table codes they name if they are places in its own list (else None)."""
+        start = self.start[t]
+        end = start + (self.indptr[t + 1] - self.indptr[t])
+        lo, hi = self.sub_ptr[t], self.sub_ptr[t + 1]
+        if lo < hi:
+            return self.narrow[start:end], self.subtable[lo:hi]
+        assert self.wide is not None
+        return self.wide[start:end], None
 
     def term(self, t: int, weight: float) -> np.ndarray:
         """weight x the impacts of term t's postings, as a new array."""
-        lo, hi = self.indptr[t], self.indptr[t + 1]
-        if self.codes is None:
-            return self.table[lo:hi] * weight
-        codes = self.codes[lo:hi]
+        if self.wide is None:
+            return self.table[self.indptr[t]:self.indptr[t + 1]] * weight
+        codes, own = self._codes(t)
+        if own is not None:
+            return self._weighted(self.table.take(own), t, weight).take(codes)
         if len(codes) > 2 * len(self.table):      # weigh each factor once, then look them up
             return self._weighted(self.table.copy(), t, weight).take(codes)
         return self._weighted(self.table.take(codes), t, weight)
 
     def of_term_at(self, t: int, positions: np.ndarray, weight: float) -> np.ndarray:
         """weight x the impacts of the postings at these positions, all of them term t's."""
-        if self.codes is None:
+        if self.wide is None:
             return self.table[positions] * weight
-        return self._weighted(self.table.take(self.codes.take(positions)), t, weight)
+        codes, own = self._codes(t)
+        here = codes.take(positions - self.indptr[t])
+        if own is not None:
+            return self._weighted(self.table.take(own), t, weight).take(here)
+        return self._weighted(self.table.take(here), t, weight)
 
     def _weighted(self, factors: np.ndarray, t: int, weight: float) -> np.ndarray:
         # weight x (factor x idf), in the order a stored float64 impact was weighted: the same bits
@@ -99,10 +130,15 @@ class Impacts:
     def __getitem__(self, key: np.ndarray | slice) -> np.ndarray:
         """The impacts at some positions of the postings, of any terms."""
         positions = np.arange(*key.indices(len(self))) if isinstance(key, slice) else np.asarray(key)
-        if self.codes is None:
+        if self.wide is None:
             return self.table[positions]
         terms = np.searchsorted(self.indptr, positions, side="right") - 1
-        return self.table[self.codes[positions]] * self.idf[terms]
+        at = positions - self.indptr[terms] + self.start[terms]
+        own = self.sub_ptr[terms + 1] > self.sub_ptr[terms]
+        codes = np.empty(len(positions), dtype=np.int64)
+        codes[own] = self.subtable[self.sub_ptr[terms[own]] + self.narrow[at[own]]]
+        codes[~own] = self.wide[at[~own]]
+        return self.table[codes] * self.idf[terms]
 
     def __len__(self) -> int:
         return int(self.indptr[-1])
@@ -110,25 +146,36 @@ class Impacts:
     def extremes(self) -> tuple[np.ndarray, np.ndarray]:
         """Each term's largest and smallest impact (0 for a term without postings), equal to the impacts themselves."""
         starts = self.indptr[:-1]
-        nonempty = np.flatnonzero(starts < self.indptr[1:])
+        nonempty = starts < self.indptr[1:]
         high, low = np.zeros(len(starts)), np.zeros(len(starts))
-        if not len(nonempty):
+        if not nonempty.any():
             return high, low
-        if self.codes is None:
-            high[nonempty] = np.maximum.reduceat(self.table, starts[nonempty])
-            low[nonempty] = np.minimum.reduceat(self.table, starts[nonempty])
+        if self.wide is None:
+            at = starts[nonempty]
+            high[nonempty] = np.maximum.reduceat(self.table, at)
+            low[nonempty] = np.minimum.reduceat(self.table, at)
             return high, low
+        most, least = np.zeros(len(starts), dtype=np.int64), np.zeros(len(starts), dtype=np.int64)
+        own = self.sub_ptr[1:] > self.sub_ptr[:-1]
+        most[own] = self.subtable[self.sub_ptr[1:][own] - 1]     # a term's own list is sorted
+        least[own] = self.subtable[self.sub_ptr[:-1][own]]
+        wide = nonempty & ~own
+        if wide.any():
+            at = self.start[wide]       # wide terms' codes lie one after another, in term order
+            most[wide] = np.maximum.reduceat(self.wide, at)
+            least[wide] = np.minimum.reduceat(self.wide, at)
         idf = self.idf[nonempty]
-        most = self.table[np.maximum.reduceat(self.codes, starts[nonempty])] * idf
-        least = self.table[np.minimum.reduceat(self.codes, starts[nonempty])] * idf
+        most_impact, least_impact = self.table[most[nonempty]] * idf, self.table[least[nonempty]] * idf
         negative = idf < 0          # Okapi's floored idf can be: the largest factor then gives the least
-        high[nonempty] = np.where(negative, least, most)
-        low[nonempty] = np.where(negative, most, least)
+        high[nonempty] = np.where(negative, least_impact, most_impact)
+        low[nonempty] = np.where(negative, most_impact, least_impact)
         return high, low
 
     @property
     def nbytes(self) -> int:
-        return self.table.nbytes + (0 if self.codes is None else self.codes.nbytes)
+        if self.wide is None:
+            return self.table.nbytes
+        return sum(a.nbytes for a in (self.table, self.wide, self.narrow, self.start, self.sub_ptr, self.subtable))
 
 
 class TermSequence:
@@ -260,7 +307,8 @@ class BM25Index:
         np.cumsum(lengths, out=doc_starts[1:])
         avgdl = total / num_docs if num_docs else 0.0
         codes, table = _impact_codes(params, tf, lengths, doc_ids, avgdl)
-        impacts = Impacts(indptr, _idf(params, df, num_docs), codes, table)
+        del tf
+        impacts = Impacts.from_codes(indptr, _idf(params, df, num_docs), codes, table)
         return cls(params, vocabulary, indptr, doc_ids, impacts, forward, doc_starts)
 
     # -- scoring --------------------------------------------------------------------------------
@@ -304,20 +352,24 @@ class BM25Index:
         i = 0
         while i < len(order) and not (best is not None and left[i] < kth * _MARGIN):
             t = order[i]
-            docs = self.doc_ids[self.indptr[t]:self.indptr[t + 1]]
-            before = acc.take(docs)
+            docs = self._postings(t)
             after = self.impacts.term(t, weights[t])
-            after += before
-            fresh = before == 0.0
-            if best is not None and left[i + 1] < kth:
-                # A document first seen now scores at most this term's impact plus the terms after it:
-                # one that cannot reach the k-th best is not a candidate, and stays out for the later terms too.
-                keep = after >= kth * _MARGIN - left[i + 1]
-                keep |= ~fresh
-                where = np.flatnonzero(keep)
-                docs, after, fresh = docs.take(where), after.take(where), fresh.take(where)
-            acc[docs] = after
-            new = docs.take(np.flatnonzero(fresh))
+            if i == 0:
+                acc[docs] = after          # acc is all zero: every document is new
+                new = docs
+            else:
+                before = acc.take(docs)
+                after += before
+                fresh = before == 0.0
+                if best is not None and left[i + 1] < kth:
+                    # A document first seen now scores at most this term's impact plus the terms after it: one
+                    # that cannot reach the k-th best is not a candidate, and stays out for the later terms too.
+                    keep = after >= kth * _MARGIN - left[i + 1]
+                    keep |= ~fresh
+                    where = np.flatnonzero(keep)
+                    docs, after, fresh = docs.take(where), after.take(where), fresh.take(where)
+                acc[docs] = after
+                new = docs.take(np.flatnonzero(fresh))
             if len(new):
                 found.append(new)
                 count += len(new)
@@ -332,7 +384,7 @@ class BM25Index:
                 top = _largest(best_scores, k)
                 best, best_scores = best.take(top), best_scores.take(top)
                 kth = float(best_scores.min())
-        candidates = np.concatenate(found) if found else np.zeros(0, dtype=np.int32)
+        candidates = np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
         if i < len(order):
             candidates = self._refine(acc, weights, order[i:], left[i:], candidates, kth, k)
         scores = acc.take(candidates)
@@ -345,6 +397,10 @@ class BM25Index:
         ranked = np.lexsort((candidates, -scores))[:k]
         constant = sum(w * float(self.constants[t]) for t, w in weights.items())
         return [ScoredDoc(int(candidates[j]), float(scores[j]) + constant) for j in ranked]
+
+    def _postings(self, t: int) -> np.ndarray:
+        """Term t's documents as native indices: numpy scatters through int32 indices at half the speed."""
+        return self.doc_ids[self.indptr[t]:self.indptr[t + 1]].astype(np.intp)
 
     def _accumulator(self) -> np.ndarray:
         """This thread's zeroed scores; taken away while in use, so a query that fails leaves no dirty buffer."""
@@ -361,16 +417,19 @@ class BM25Index:
         """
         # Each step drops the candidates that the terms still to add (left[i + 1]) cannot lift to the k-th best.
         for i, t in enumerate(order):
-            lo, hi = self.indptr[t], self.indptr[t + 1]
-            docs = self.doc_ids[lo:hi]
+            lo = self.indptr[t]
+            docs = self._postings(t)
             if 16 * len(candidates) > len(docs):
-                hit = np.flatnonzero(acc.take(docs) > 0.0)      # candidates dropped earlier too: harmless
+                before = acc.take(docs)
+                hit = np.flatnonzero(before)        # acc > 0; candidates dropped earlier too: harmless
+                docs, before = docs.take(hit), before.take(hit)
             else:
                 pos = docs.searchsorted(candidates)
                 pos[pos == len(docs)] = 0
                 hit = pos.take(np.flatnonzero(docs.take(pos) == candidates))
-            docs = docs.take(hit)
-            acc[docs] = acc.take(docs) + self.impacts.of_term_at(t, lo + hit, weights[t])
+                docs = docs.take(hit)
+                before = acc.take(docs)
+            acc[docs] = before + self.impacts.of_term_at(t, lo + hit, weights[t])
             scores = acc.take(candidates)
             if len(candidates) > k:
                 kth = max(kth, _kth_at_least(scores, k, kth))
@@ -401,17 +460,19 @@ class BM25Index:
         GIL (and stall the bot's event loop) for as long. from_arrays reads them back without copying.
 
         The narrow arrays get names of their own, their dtypes in meta: an older reader fails on a missing
-        name instead of misreading bytes. An index read from an older store is written back as it was read.
+        name instead of misreading bytes. An index read from a store of float64 impacts is written back as it
+        was read; one read with 2-byte codes for every posting is written under today's names, every term wide.
         """
         impacts, sequence = self.impacts, self.sequence
         meta = {"params": self.params.__dict__}
-        if impacts.codes is None:
+        if impacts.wide is None:
             return {"meta": json.dumps(meta).encode(), "vocabulary": lines_blob(self.vocabulary),
                     **{name: _raw(a) for name, a in (("indptr", self.indptr), ("doc_ids", self.doc_ids),
                                                       ("impacts", impacts.table), ("constants", self.constants),
                                                       ("sequence", sequence.codes), ("doc_starts", self.doc_starts))}}
-        arrays = {"indptr": self.indptr, "doc_ids": self.doc_ids, "impact_codes": impacts.codes,
-                  "impact_table": impacts.table, "term_codes": sequence.codes,
+        arrays = {"indptr": self.indptr, "doc_ids": self.doc_ids, "impact_table": impacts.table,
+                  "impact_wide": impacts.wide, "impact_narrow": impacts.narrow, "impact_start": impacts.start,
+                  "impact_sub_ptr": impacts.sub_ptr, "impact_subtable": impacts.subtable, "term_codes": sequence.codes,
                   "rare_term_at": sequence.rare_at, "rare_term_ids": sequence.rare_ids, "doc_offsets": self.doc_starts}
         meta["dtypes"] = {name: a.dtype.str for name, a in arrays.items()}
         return {"meta": json.dumps(meta).encode(), "vocabulary": lines_blob(self.vocabulary),
@@ -419,7 +480,8 @@ class BM25Index:
 
     @classmethod
     def from_arrays(cls, blobs: dict[str, bytes]) -> "BM25Index":
-        """An index as to_arrays stored it, or as stored before impacts had codes (float64 per posting)."""
+        """An index as to_arrays stores it, or as stored with 2-byte impact codes for every posting, or before
+        impacts had codes (float64 per posting)."""
         meta = json.loads(blobs["meta"])
         params = BM25Params(**meta["params"])
         vocabulary = blobs["vocabulary"].decode().split("\n") if blobs["vocabulary"] else []
@@ -428,11 +490,16 @@ class BM25Index:
             doc_starts = np.frombuffer(blobs["doc_starts"], dtype=np.int64)
             idf = _idf(params, np.diff(indptr), len(doc_starts) - 1)
             return cls(params, vocabulary, indptr, np.frombuffer(blobs["doc_ids"], dtype=np.int32),
-                       Impacts(indptr, idf, None, np.frombuffer(blobs["impacts"], dtype=np.float64)),
+                       Impacts(indptr, idf, np.frombuffer(blobs["impacts"], dtype=np.float64)),
                        TermSequence(np.frombuffer(blobs["sequence"], dtype=np.int32)), doc_starts)
         a = {name: np.frombuffer(blobs[name], dtype=np.dtype(dtype)) for name, dtype in meta["dtypes"].items()}
         idf = _idf(params, np.diff(a["indptr"]), len(a["doc_offsets"]) - 1)
-        return cls(params, vocabulary, a["indptr"], a["doc_ids"], Impacts(a["indptr"], idf, a["impact_codes"], a["impact_table"]),
+        if "impact_codes" in a:
+            impacts = Impacts(a["indptr"], idf, a["impact_table"], a["impact_codes"])
+        else:
+            impacts = Impacts(a["indptr"], idf, a["impact_table"], a["impact_wide"], a["impact_narrow"],
+                              a["impact_start"], a["impact_sub_ptr"], a["impact_subtable"])
+        return cls(params, vocabulary, a["indptr"], a["doc_ids"], impacts,
                    TermSequence(a["term_codes"], a["rare_term_at"], a["rare_term_ids"]), a["doc_offsets"])
 
     @property
@@ -517,6 +584,58 @@ def _impact_codes(params: BM25Params, tf: np.ndarray, lengths: np.ndarray, doc_i
 
 # (tf, length) pairs are found with a bitmap over all combinations when it is this small, else by sorting.
 _DENSE_PAIRS = 1 << 25
+
+
+def _narrowed(codes: np.ndarray, indptr: np.ndarray, table_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(wide, narrow, start, sub_ptr, subtable) of Impacts from one table code per posting.
+
+    A term is narrowed when it uses at most 256 codes and its list of them (2 bytes each) costs less than the
+    byte it saves per posting. The codes each term uses, and each posting's place among them, come from a
+    bitmap over (term, code) pairs, a block of terms at a time: linear in the postings, no sort.
+    """
+    df = np.diff(indptr)
+    own, used = np.zeros(len(df), dtype=bool), np.zeros(len(df), dtype=np.int64)
+    if codes.dtype != np.uint16:        # a table beyond 65,536 factors: every term keeps its table codes
+        return codes, np.zeros(0, dtype=np.uint8), indptr[:-1], np.zeros(len(indptr), dtype=np.int64), np.zeros(0, dtype=codes.dtype)
+    narrow, wide, subtable = [], [], []
+    first = 0
+    while first < len(df):
+        last = int(np.searchsorted(indptr, indptr[first] + _NARROWING_POSTINGS, side="right")) - 1
+        last = min(len(df), first + max(1, _NARROWING_PAIRS // table_size), max(first + 1, last))
+        block = codes[indptr[first]:indptr[last]]
+        term = np.repeat(np.arange(last - first, dtype=np.int32), df[first:last])   # keys fit: pairs are few
+        key = term * table_size
+        key += block
+        present = np.zeros((last - first) * table_size, dtype=bool)
+        present[key] = True
+        pairs = np.flatnonzero(present)             # (term, code) pairs in order: each term's codes sorted
+        del present
+        pair_terms = pairs // table_size
+        count = np.bincount(pair_terms, minlength=last - first)
+        is_own = (count <= 256) & (2 * count < df[first:last])
+        # Each pair's place among its term's codes; wrong past 255, but only narrowed terms' places are read.
+        place = np.zeros((last - first) * table_size, dtype=np.uint8)
+        place[pairs] = np.arange(len(pairs)) - (np.cumsum(count) - count)[pair_terms]
+        in_own = is_own[term]
+        narrow.append(place.take(key[in_own]))
+        wide.append(block[~in_own])
+        subtable.append((pairs[is_own[pair_terms]] % table_size).astype(np.uint16))
+        own[first:last], used[first:last] = is_own, count
+        first = last
+    narrow_df = np.where(own, df, 0)
+    wide_df = df - narrow_df
+    start = np.where(own, np.cumsum(narrow_df) - narrow_df, np.cumsum(wide_df) - wide_df)
+    sub_ptr = np.zeros(len(indptr), dtype=np.int64)
+    np.cumsum(np.where(own, used, 0), out=sub_ptr[1:])
+    return (np.concatenate(wide) if wide else np.zeros(0, dtype=np.uint16),
+            np.concatenate(narrow) if narrow else np.zeros(0, dtype=np.uint8), start, sub_ptr,
+            np.concatenate(subtable) if subtable else np.zeros(0, dtype=np.uint16))
+
+
+# Narrowing takes a block of terms at a time, which bounds its temporary arrays: at most this many postings
+# (or one term's) and this many (term, code) pairs (or one term's) in its bitmap.
+_NARROWING_POSTINGS = 1 << 22
+_NARROWING_PAIRS = 1 << 23
 
 
 def _factor(params: BM25Params, tf: np.ndarray, lengths: np.ndarray, avgdl: float) -> np.ndarray:

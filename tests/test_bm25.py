@@ -287,6 +287,81 @@ def test_arrays_stored_before_impact_codes_are_still_read():
             assert ix.top_k(query, 5) == index.top_k(query, 5)
 
 
+def all_table_codes(index: BM25Index) -> np.ndarray:
+    """Every posting's 2-byte table code, as the layout before narrowing stored them."""
+    impacts = index.impacts
+    parts = []
+    for t in range(len(index.vocabulary)):
+        codes, own = impacts._codes(t)
+        parts.append(codes if own is None else own.take(codes))
+    return np.concatenate(parts).astype(np.uint16)
+
+
+def varied_corpus(rng: random.Random) -> list[list[str]]:
+    """Documents of many lengths where "oil" comes up to 30 times: over 256 (tf, length) pairs for "oil", at
+    most 151 for "port" (once, in a third of them), and terms seen once or twice, not worth narrowing."""
+    docs = []
+    for i in range(1500):
+        length = rng.randint(1, 120)
+        doc = [rng.choice(["desert", "border", "tanker", "libya"]) for _ in range(length)]
+        doc += ["oil"] * rng.randint(1, 30)
+        if i % 3 == 0:
+            doc.append("port")
+        if i % 97 == 0:
+            doc.append(f"rare{i}")
+        rng.shuffle(doc)
+        docs.append(doc)
+    return docs
+
+
+def test_terms_using_few_factors_store_one_byte_a_posting_and_score_the_same():
+    rng = random.Random("narrow")
+    docs = varied_corpus(rng)
+    index = BM25Index.build(docs, BM25Params("plus", k1=1.2, b=0.75, delta=1.0))
+    impacts = index.impacts
+    own = {term: impacts.sub_ptr[t + 1] > impacts.sub_ptr[t] for term, t in index.term_ids.items()}
+    assert own["port"] and not own["oil"] and not own["rare0"]
+    assert len(impacts.narrow) + len(impacts.wide) == len(impacts) == len(index.doc_ids)
+    theirs = BM25Plus(docs, k1=1.2, b=0.75, delta=1.0)
+    restored = BM25Index.from_arrays({name: bytes(value) for name, value in index.to_arrays().items()})
+    for query in (["oil"], ["port"], ["oil", "port", "rare0"], ["rare97", "desert", "oil", "oil"]):
+        for ix in (index, restored):
+            assert np.allclose(ix.scores(query), theirs.get_scores(query), rtol=0, atol=TOLERANCE), query
+            assert_same_ranking([(h.doc, h.score) for h in ix.top_k(query, 7)], expected_top_k(ix, query, 7))
+    # Each posting's impact, however its code is stored, is the factor of its (tf, length) pair times idf.
+    table_codes = all_table_codes(index)
+    terms = np.repeat(np.arange(len(index.vocabulary)), np.diff(index.indptr))
+    assert np.array_equal(impacts[:], impacts.table[table_codes] * index.idf[terms])
+    for t in range(len(index.vocabulary)):
+        lo, hi = index.indptr[t], index.indptr[t + 1]
+        assert np.array_equal(impacts.term(t, 0.6), impacts[lo:hi] * 0.6)
+        assert np.array_equal(impacts.of_term_at(t, np.arange(lo, hi)[::2], 1.0), impacts[lo:hi][::2])
+        assert index.max_impacts[t] == impacts[lo:hi].max()
+
+
+def test_arrays_stored_with_two_byte_codes_for_every_posting_are_still_read():
+    """The layout before narrowing: one uint16 table code per posting under "impact_codes"."""
+    rng = random.Random("two-byte-layout")
+    docs = varied_corpus(rng)
+    index = BM25Index.build(docs, BM25Params("plus", k1=1.2, b=0.75, delta=1.0))
+    stored = {name: bytes(value) for name, value in index.to_arrays().items()}
+    meta = json.loads(stored["meta"])
+    for name in ("impact_wide", "impact_narrow", "impact_start", "impact_sub_ptr", "impact_subtable"):
+        del stored[name], meta["dtypes"][name]
+    stored["impact_codes"] = all_table_codes(index).tobytes()
+    meta["dtypes"]["impact_codes"] = "<u2"
+    stored["meta"] = json.dumps(meta).encode()
+    restored = BM25Index.from_arrays(stored)
+    rewritten = BM25Index.from_arrays({name: bytes(value) for name, value in restored.to_arrays().items()})
+    assert np.array_equal(restored.max_impacts, index.max_impacts)
+    for ix in (restored, rewritten):
+        assert np.array_equal(ix.impacts[:], index.impacts[:])
+        for _ in range(20):
+            query = random_query(rng, docs)
+            assert np.array_equal(ix.scores(query), index.scores(query))
+            assert ix.top_k(query, 5) == index.top_k(query, 5)
+
+
 def test_forward_index_keeps_terms_beyond_two_bytes():
     """Term ids are numbered by frequency and stored in 2 bytes; the rarest terms of a vocabulary over
     65,535 words are kept aside, and every document still reads back as its own terms."""
