@@ -122,17 +122,21 @@ def searcher_for(rows, step: Step) -> Searcher:
         _expansions[key] = expansion_table(analyzer, mine_aliases([r[1] for r in rows]), vocabulary.places)
     articles = None
     if step.articles is not None:
-        articles = article_evidence([(r[4], r[2]) for r in rows], tokens, analyzer, step.articles)
+        articles = article_evidence(index, [(r[4], r[2]) for r in rows], tokens, analyzer, step.articles)
     return Searcher(index, [r[0] for r in rows], analyzer, SentenceSplitter(), expansions=_expansions[key],
                     places=vocabulary.places, settings=step.settings, articles=articles)
 
 
-def article_evidence(sources_titles, tokens, analyzer, params: BM25Params) -> ArticleEvidence:
-    """The article index over the same rows: each article's passages and its title, one document."""
+def article_evidence(index: BM25Index, sources_titles, tokens, analyzer, params: BM25Params) -> ArticleEvidence:
+    """Article evidence as the product's build makes it (index/build.py _compile), over rows in index order:
+    each passage's own words (the first len(tokens[i]) of its document) and its article's title."""
     number: dict[str, int] = {}
-    article_of = np.array([number.setdefault(source, len(number)) for source, _ in sources_titles], dtype=np.int64)
-    titles = {number[source]: analyzer.tokenize(title or "") for source, title in dict(sources_titles).items()}
-    return ArticleEvidence.build(article_of, tokens, titles, params)
+    article_of = np.array([number.setdefault(source, len(number)) for source, _ in sources_titles], dtype=np.int32)
+    titles = [np.zeros(0, dtype=np.int64)] * len(number)
+    for source, title in dict(sources_titles).items():
+        titles[number[source]] = np.array([index.term_ids[t] for t in analyzer.tokenize(title or "") if t in index.term_ids],
+                                          dtype=np.int64)
+    return ArticleEvidence.build(index, article_of, np.array([len(t) for t in tokens]), titles, params)
 
 
 def rm3_search(searcher: Searcher, question: str, k: int, fb_docs: int = 10, fb_terms: int = 10,
@@ -265,11 +269,11 @@ def latency(data: Path, questions: int = 1000, k: int = 5) -> None:
     titles: dict[str, list[str]] = {}
     index = BM25Index.build([t + titles.setdefault(title, analyzer.tokenize(title)) for t, (_i, title, _x) in zip(tokens, paragraphs)],
                             DEFAULT_PARAMS)
-    rows = [(pid.rsplit("/", 1)[0], title) for pid, title, _text in paragraphs]
-    articles = article_evidence(rows, tokens, analyzer, ARTICLES)
+    articles = article_evidence(index, [(pid.rsplit("/", 1)[0], title) for pid, title, _x in paragraphs], tokens,
+                                analyzer, ARTICLES)
     asked = [q["q"] for q in bench_data.sample_questions(bench_data.load_questions(data), questions)]
-    print(f"{len(paragraphs):,} passages, {int(articles.article_of.max()) + 1:,} articles, {len(asked)} SQuAD questions, k={k}; "
-          f"arrays: passage index {index.nbytes / 1e6:.0f} MB, article index {articles.index.nbytes / 1e6:.0f} MB")
+    print(f"{len(paragraphs):,} passages, {len(articles.lengths):,} articles, {len(asked)} SQuAD questions, k={k}; "
+          f"arrays: passage index {index.nbytes / 1e6:.0f} MB, article evidence {articles.nbytes / 1e6:.1f} MB")
     searchers = {"article evidence off": Searcher(index, [p[0] for p in paragraphs], analyzer, SentenceSplitter(),
                                                   settings=dataclasses.replace(PRODUCT, article_weight=0.0)),
                  "article evidence on (product)": Searcher(index, [p[0] for p in paragraphs], analyzer, SentenceSplitter(),

@@ -16,10 +16,13 @@ import os
 import signal
 import threading
 import time
+from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index, BM25Params
@@ -29,7 +32,7 @@ from .memory import release_gradually
 from .errors import BuildFailed, BuildInterrupted, CorpusError, DatabaseDamaged, NewsdeskError
 from .passages import Passage, assign_ids, make_passages
 from .quotes import LAYOUT_FORMAT, LayoutMaker
-from .search import Searcher, expansion_table
+from .search import ArticleEvidence, Searcher, expansion_table
 from .store import BuildRecord, Writer, WriteLock, check_path, quick_check, salvage, swap_in
 from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
 
@@ -479,29 +482,46 @@ def _write_articles(writer: Writer, articles: list[Article], digests: dict[str, 
 
 def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, places: list[list[str]],
              params: BM25Params, report: Progress) -> tuple[Searcher, dict[str, bytes | memoryview]]:
-    """The BM25 index over every passage: its own words, then its article's title and section heading.
+    """The BM25 index over every passage: its own words, then its article's title and section heading;
+    and each passage's article, for article evidence (index/search.py ArticleEvidence).
 
     The title and heading are context (issue: headings are "context for the paragraphs under them"):
     a question naming the story's subject should prefer that story's paragraphs.
     """
     context: dict[tuple[str, str | None], list[str]] = {}
     ids: list[str] = []
+    article_numbers: dict[str, int] = {}
+    article_of, own_lengths = array("i"), array("i")
+    titles: list[str] = []
+    sources: list[str] = []
 
     def documents() -> Iterator[list[str]]:
-        for count, (pid, tokens, title, section) in enumerate(writer.passages_with_context()):
+        for count, (pid, tokens, title, section, source) in enumerate(writer.passages_with_context()):
             if (title, section) not in context:
                 context[(title, section)] = analyzer.tokenize(f"{title}\n{section or ''}")
             ids.append(pid)
+            if source not in article_numbers:
+                article_numbers[source] = len(titles)
+                titles.append(title)
+                sources.append(source)
+            article_of.append(article_numbers[source])
             if count % 20_000 == 0:
                 report("compiling", count, 0)
-            yield tokens.split() + context[(title, section)]
+            own = tokens.split()
+            own_lengths.append(len(own))
+            yield own + context[(title, section)]
 
     index = BM25Index.build(documents(), params)
+    report("articles", 0, 1)
+    title_terms = [np.array([index.term_ids[t] for t in analyzer.tokenize(title or "") if t in index.term_ids], dtype=np.int64)
+                   for title in titles]
+    articles = ArticleEvidence.build(index, np.frombuffer(article_of, dtype=np.int32),
+                                     np.frombuffer(own_lengths, dtype=np.int32), title_terms, sources=sources)
     report("aliases", 0, 1)
     aliases = mine_aliases(writer.texts())
     expansions = expansion_table(analyzer, aliases, places)
-    searcher = Searcher(index, ids, analyzer, splitter, expansions=expansions, places=places)
-    return searcher, to_blobs(index, ids, splitter, analyzer, expansions)
+    searcher = Searcher(index, ids, analyzer, splitter, expansions=expansions, places=places, articles=articles)
+    return searcher, to_blobs(searcher, expansions)
 
 
 def _signature(article: Article) -> str:

@@ -10,10 +10,12 @@ import json
 import logging
 from typing import Sequence
 
+import numpy as np
+
 from .analysis import Analyzer, SentenceSplitter
-from .bm25 import BM25Index, lines_blob
+from .bm25 import BM25Index, BM25Params, lines_blob
 from .quotes import LAYOUT_FORMAT
-from .search import ExpansionGroup, Searcher
+from .search import ArticleEvidence, ExpansionGroup, Searcher
 from .vocabulary import Vocabulary
 
 __all__ = ("INDEX_FORMAT", "index_format", "layout_format", "to_blobs", "from_blobs", "stored_splitter",
@@ -22,11 +24,15 @@ __all__ = ("INDEX_FORMAT", "index_format", "layout_format", "to_blobs", "from_bl
 _log = logging.getLogger(__name__)
 
 # Bump when the blobs change shape: an older index is then rebuilt, not misread.
-INDEX_FORMAT = 3
+# 4: article evidence (each passage's article, an article index on the passage index's term numbers).
+INDEX_FORMAT = 4
 
 _FORMAT, _IDS, _SENTENCES, _TERM_MAP, _EXPANSIONS = "format", "passage_ids", "sentences", "term_map", "expansions"
 # The format of the passages' stored layouts (passages.layout) when this index was compiled: every passage had one.
 _LAYOUTS = "layouts"
+# Article evidence (index/search.py ArticleEvidence): its parameters, then its arrays in constructor order.
+_ARTICLES = "articles"
+_ARTICLE_ARRAYS = {"article_of": "<i4", "indptr": "<i8", "articles": "<i4", "tfs": "<u2", "lengths": "<i4"}
 
 
 def index_format(blobs: dict[str, bytes]) -> int | None:
@@ -45,16 +51,22 @@ def layout_format(blobs: dict[str, bytes]) -> int | None:
         return None
 
 
-def to_blobs(index: BM25Index, passage_ids: Sequence[str], splitter: SentenceSplitter, analyzer: Analyzer,
-             expansions: Sequence[ExpansionGroup]) -> dict[str, bytes | memoryview]:
-    blobs = index.to_arrays()
+def to_blobs(searcher: Searcher, expansions: Sequence[ExpansionGroup]) -> dict[str, bytes | memoryview]:
+    """A freshly compiled searcher's blobs, with the whole expansion table it was given."""
+    assert searcher.articles is not None, "a build always makes article evidence"
+    blobs = searcher.index.to_arrays()
     blobs[_FORMAT] = str(INDEX_FORMAT).encode()
     blobs[_LAYOUTS] = str(LAYOUT_FORMAT).encode()
-    blobs[_IDS] = lines_blob(passage_ids)
-    blobs[_SENTENCES] = splitter.to_json().encode()
+    blobs[_IDS] = lines_blob(searcher.passage_ids)
+    blobs[_SENTENCES] = searcher.splitter.to_json().encode()
     # The analysis tables, resolved at build time so that start-up does not stem them again.
-    blobs[_TERM_MAP] = json.dumps(analyzer.term_map).encode()
+    blobs[_TERM_MAP] = json.dumps(searcher.analyzer.term_map).encode()
     blobs[_EXPANSIONS] = json.dumps(expansions).encode()
+    articles = searcher.articles
+    blobs[_ARTICLES] = json.dumps({"params": articles.params.__dict__}).encode()
+    blobs[f"{_ARTICLES}.sources"] = lines_blob(articles.sources)
+    for name in _ARTICLE_ARRAYS:
+        blobs[f"{_ARTICLES}.{name}"] = _raw(getattr(articles, name))
     return blobs
 
 
@@ -62,9 +74,13 @@ def from_blobs(blobs: dict[str, bytes]) -> Searcher:
     """The searcher a build stored; the caller checks index_format first."""
     index = BM25Index.from_arrays(blobs)
     passage_ids = blobs[_IDS].decode().split("\n") if blobs[_IDS] else []
+    meta = json.loads(blobs[_ARTICLES])
+    arrays = {name: np.frombuffer(blobs[f"{_ARTICLES}.{name}"], dtype=dtype) for name, dtype in _ARTICLE_ARRAYS.items()}
+    sources = blobs[f"{_ARTICLES}.sources"].decode().split("\n") if blobs[f"{_ARTICLES}.sources"] else []
+    articles = ArticleEvidence(**arrays, params=BM25Params(**meta["params"]), sources=sources)
     return Searcher(index, passage_ids, Analyzer(term_map=json.loads(blobs[_TERM_MAP])),
                     SentenceSplitter.from_json(blobs[_SENTENCES].decode()),
-                    expansions=json.loads(blobs[_EXPANSIONS]), places=Vocabulary.load().places)
+                    expansions=json.loads(blobs[_EXPANSIONS]), places=Vocabulary.load().places, articles=articles)
 
 
 def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:
@@ -74,3 +90,7 @@ def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:
 
 BUILD_STATE_BLOBS = (_FORMAT, _SENTENCES, _LAYOUTS)
 """The blobs a later build reads back: the format, the sentence model it keeps, and whether layouts are current."""
+
+
+def _raw(values: np.ndarray) -> memoryview:
+    return np.ascontiguousarray(values).data.cast("B")

@@ -10,6 +10,7 @@ only way the two can differ is a passage the cluster ranked below the depth (REA
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from .desk import Answer, Newsdesk
 from .errors import IndexNotBuilt, PassageNotFound, QueryError
 from .inert import clean
 from .proximity import adjacency_bonus
-from .search import SearchResult, SearchSettings, Searcher
+from .search import ArticleEvidence, SearchResult, SearchSettings, Searcher
 from .sphinx import SphinxBackend
 from .store import BuildRecord, PassageRecord
 from .vocabulary import Vocabulary
@@ -86,14 +87,17 @@ class ClusterSearcher(Searcher):
     def __init__(self, stats: _Stats, analyzer: Analyzer, splitter: SentenceSplitter, expansions: Sequence,
                  places: Sequence[Sequence[str]], cooccurring: Sequence[Sequence[str]],
                  fetch: Callable[[dict[str, float], int], Candidates], depth: int = CANDIDATE_DEPTH,
-                 settings: SearchSettings | None = None) -> None:
+                 settings: SearchSettings | None = None, articles: ArticleEvidence | None = None) -> None:
         self._local = threading.local()
+        # Candidates name their article by its source: the numbers the article index was built with.
+        self._article_number = {source: i for i, source in enumerate(articles.sources)} if articles else {}
         self._cooccurring = {tuple(c) for c in cooccurring}
         self._fetch = fetch
         self.depth = depth
         self._records: OrderedDict[str, PassageRecord] = OrderedDict()
         self._records_lock = threading.Lock()
-        super().__init__(stats, [], analyzer, splitter, expansions=expansions, places=places, settings=settings)  # type: ignore[arg-type]
+        super().__init__(stats, [], analyzer, splitter, expansions=expansions, places=places, settings=settings,  # type: ignore[arg-type]
+                         articles=articles)
 
     @property  # type: ignore[override]
     def passage_ids(self) -> list[str]:
@@ -141,6 +145,12 @@ class ClusterSearcher(Searcher):
         docs = np.arange(len(items), dtype=np.int64)
         order = np.lexsort((docs, -scores))[:max(depth, self.settings.rerank_depth)]
         docs, scores = docs[order], scores[order]
+        if len(docs) and self.articles is not None and self.settings.article_weight:
+            of = np.array([self._article_number[items[d].record.places[0].article.source] for d in docs.tolist()],
+                          dtype=np.int64)
+            ranked = self._with_articles(ids, list(zip(docs.tolist(), scores.tolist())), of)
+            docs = np.array([d for d, _ in ranked], dtype=np.int64)
+            scores = np.array([sc for _, sc in ranked])
         if not len(docs) or not self.settings.proximity_weight:
             return [(int(d), float(s)) for d, s in zip(docs[:depth], scores[:depth])]
         bonus: np.ndarray = adjacency_bonus(window, docs, ids)  # type: ignore[arg-type]  # a window, not a BM25Index
@@ -178,7 +188,24 @@ def searcher_from_meta(meta: dict[str, Any], fetch: Callable[[dict[str, float], 
     stats = _Stats(meta["vocabulary"], meta["df"], meta["num_docs"], meta["avgdl"], BM25Params(**meta["params"]))
     return ClusterSearcher(stats, Analyzer(term_map=meta["term_map"]), SentenceSplitter.from_json(meta["sentences"]),
                            meta["expansions"], Vocabulary.load().places, meta["cooccurring"], fetch,
-                           candidate_depth(meta["num_docs"]) if depth is None else depth)
+                           candidate_depth(meta["num_docs"]) if depth is None else depth,
+                           articles=_articles_from(meta["articles"]) if meta.get("articles") else None)
+
+
+# Article evidence travels in the cluster's metadata as these arrays, base64 (the same as compiled.py stores).
+_ARTICLE_ARRAYS = {"indptr": "<i8", "articles": "<i4", "tfs": "<u2", "lengths": "<i4"}
+
+
+def _articles_to(articles: ArticleEvidence) -> dict[str, Any]:
+    return {"params": asdict(articles.params), "sources": list(articles.sources),
+            **{name: base64.b64encode(np.ascontiguousarray(getattr(articles, name), dtype=dtype).tobytes()).decode()
+               for name, dtype in _ARTICLE_ARRAYS.items()}}
+
+
+def _articles_from(stored: dict[str, Any]) -> ArticleEvidence:
+    arrays = {name: np.frombuffer(base64.b64decode(stored[name]), dtype=dtype) for name, dtype in _ARTICLE_ARRAYS.items()}
+    return ArticleEvidence(np.zeros(0, dtype=np.int32), **arrays, params=BM25Params(**stored["params"]),
+                           sources=stored["sources"])
 
 
 def meta_of(searcher: Searcher, build: BuildRecord) -> dict[str, Any]:
@@ -189,7 +216,8 @@ def meta_of(searcher: Searcher, build: BuildRecord) -> dict[str, Any]:
     return {"build": asdict(build), "vocabulary": index.vocabulary, "df": np.diff(index.indptr).tolist(),
             "num_docs": index.num_docs, "avgdl": index.avgdl, "params": asdict(index.params),
             "term_map": searcher.analyzer.term_map, "sentences": searcher.splitter.to_json(),
-            "expansions": searcher._groups, "cooccurring": [list(t) for t in cooccurring]}
+            "expansions": searcher._groups, "cooccurring": [list(t) for t in cooccurring],
+            "articles": _articles_to(searcher.articles) if searcher.articles is not None else None}
 
 
 async def sync(local: Newsdesk, backend: SphinxBackend, io: "_IoLoop", progress: Any = None) -> dict[str, int]:

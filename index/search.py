@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
-from .bm25 import BM25Index, BM25Params
+from .bm25 import BM25Index, BM25Params, TermSequence, _idf
 from .errors import QueryError
 from .memory import release_gradually
 from .proximity import adjacency_bonus
@@ -39,8 +39,7 @@ class SearchSettings:
     proximity_weight: float = 0.3  # adjacent query terms (index/proximity.py)
     rerank_depth: int = 30         # how many BM25 candidates proximity re-orders
     context_weight: float = 0.3    # a follow-up's earlier question; 0.5 gave back the first answer unchanged
-    article_weight: float = 1.0    # the article's BM25 score, added to each candidate passage's (ArticleEvidence);
-                                   # only a Searcher given articles= uses it: `index build` makes none yet (README)
+    article_weight: float = 1.0    # the article's BM25 score, added to each candidate passage's (ArticleEvidence)
     article_decay: float = 0.5     # an article's n-th candidate passage takes decay**(n-1) of its article's score...
     article_tie: float = 0.95      # ...only when the second-best article scores at least this share of the best:
                                    # SQuAD's questions name one article clearly, and its neighbouring passages stay
@@ -48,28 +47,84 @@ class SearchSettings:
 
 
 class ArticleEvidence:
-    """Each passage's article (its primary place) and a BM25 index over whole articles.
+    """Each passage's article, and a BM25 index over whole articles on the passage index's term numbers.
 
     News readers expect "the article about this" to win: a paragraph that answers a question often repeats
-    only part of it, while its article as a whole names the rest. Only the articles of the passage
-    candidates are scored (a binary search per question term), which keeps the cost to a fraction of a
-    millisecond at 118k passages; a top-k over the whole article index doubled p50 search time.
+    only part of it, while its article as a whole names the rest. An article's document is its passages'
+    own words and its title once (not the title and heading each passage is indexed with). Its postings
+    are numbered like the passage index's terms, so a question is looked up once, and only the candidates'
+    articles are scored (a binary search per question term).
     """
 
-    def __init__(self, index: BM25Index, article_of: np.ndarray) -> None:
-        self.index = index                    # document i = article i: its passages' tokens and its title
-        self.article_of = article_of          # passage number -> article number
+    def __init__(self, article_of: np.ndarray, indptr: np.ndarray, articles: np.ndarray, tfs: np.ndarray,
+                 lengths: np.ndarray, params: BM25Params = ARTICLE_PARAMS, sources: Sequence[str] = ()) -> None:
+        if params.method != "plus":
+            raise ValueError("Article evidence scores with BM25+ only.")
+        self.article_of = article_of        # passage number -> article number
+        self.sources = sources              # article number -> its source (a search cluster numbers by these)
+        self.indptr = indptr                # term t's articles are articles[indptr[t]:indptr[t+1]], in order
+        self.articles = articles
+        self.tfs = tfs                      # ...and how often t occurs in each
+        self.lengths = lengths              # words per article
+        self.params = params
+        self.idf = _idf(params, np.diff(indptr), len(lengths))
+        self.avgdl = float(lengths.mean()) if len(lengths) else 0.0
 
     @classmethod
-    def build(cls, article_of: np.ndarray, passages: Iterable[Sequence[str]], titles: Mapping[int, Sequence[str]],
-              params: BM25Params = ARTICLE_PARAMS) -> "ArticleEvidence":
-        """article_of[i] is passage i's article; an article's document is its passages' tokens, then its title's."""
-        docs: list[list[str]] = [[] for _ in range(int(article_of.max()) + 1 if len(article_of) else 0)]
-        for article, tokens in zip(article_of.tolist(), passages):
-            docs[article] += tokens
-        for article, tokens in titles.items():
-            docs[article] += tokens
-        return cls(BM25Index.build(docs, params), article_of)
+    def build(cls, index: BM25Index, article_of: np.ndarray, own_lengths: np.ndarray,
+              titles: Sequence[np.ndarray], params: BM25Params = ARTICLE_PARAMS,
+              sources: Sequence[str] = ()) -> "ArticleEvidence":
+        """From the passage index: passage i's first own_lengths[i] words are its own (the rest is the context it
+        is indexed with); titles[a] is article a's title as term numbers."""
+        count = len(titles)
+        positions = _ranges(index.doc_starts[:-1].astype(np.int64), own_lengths)
+        terms = index.sequence.codes.take(positions).astype(np.int64)
+        rare = np.flatnonzero(terms == TermSequence.ESCAPE)
+        if len(rare):
+            terms[rare] = index.sequence.rare_ids[np.searchsorted(index.sequence.rare_at, positions[rare])]
+        del positions
+        title_terms = np.concatenate([np.asarray(t, dtype=np.int64) for t in titles]) if count else np.zeros(0, np.int64)
+        owners = np.concatenate([np.repeat(article_of.astype(np.int64), own_lengths),
+                                 np.repeat(np.arange(count, dtype=np.int64), [len(t) for t in titles])])
+        keys, tfs = np.unique(np.concatenate([terms, title_terms]) * max(count, 1) + owners, return_counts=True)
+        del terms, title_terms
+        lengths = np.bincount(owners, minlength=count).astype(np.int32)
+        term_of = keys // max(count, 1)
+        indptr = np.zeros(len(index.vocabulary) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_of, minlength=len(index.vocabulary)), out=indptr[1:])
+        return cls(article_of, indptr, (keys % max(count, 1)).astype(np.int32),
+                   np.minimum(tfs, np.iinfo(np.uint16).max).astype(np.uint16), lengths, params, sources)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.article_of, self.indptr, self.articles, self.tfs, self.lengths, self.idf))
+
+    def scores(self, named: np.ndarray, weights: dict[int, float]) -> np.ndarray:
+        """BM25+ scores of these distinct article numbers, ascending, for a query of passage-index term numbers
+        (rank-bm25's BM25Plus over the articles, counting only terms some article contains)."""
+        p = self.params
+        out = np.zeros(len(named))
+        norm = p.k1 * (1 - p.b + p.b * self.lengths[named] / (self.avgdl or 1.0))
+        for t, w in weights.items():
+            lo, hi = self.indptr[t], self.indptr[t + 1]
+            if lo == hi:
+                continue
+            postings = self.articles[lo:hi]
+            pos = np.minimum(np.searchsorted(postings, named), len(postings) - 1)
+            hit = np.flatnonzero(postings[pos] == named)
+            tf = self.tfs[lo + pos[hit]].astype(np.float64)
+            out += w * self.idf[t] * p.delta
+            out[hit] += w * self.idf[t] * (tf * (p.k1 + 1) / (tf + norm[hit]))
+        return out
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions start..start+length-1 of every (start, length), concatenated."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(total, dtype=np.int64) + offsets
 
 
 @dataclass(frozen=True)
@@ -250,7 +305,8 @@ class Searcher:
         ids = {self.index.term_ids[t]: w for t, w in weights.items() if t in self.index.term_ids}
         candidates = self._bm25(ids, max(depth, self.settings.rerank_depth), within)
         if candidates and self.articles is not None and self.settings.article_weight:
-            candidates = self._with_articles(weights, candidates)
+            docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
+            candidates = self._with_articles(ids, candidates, self.articles.article_of[docs].astype(np.int64))
         if not candidates or not self.settings.proximity_weight:
             return candidates[:depth]
         docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
@@ -272,20 +328,19 @@ class Searcher:
         order = np.lexsort((docs, -scores))[:depth]
         return [(int(docs[i]), float(scores[i])) for i in order]
 
-    def _with_articles(self, weights: dict[str, float], candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """Each candidate's score plus article_weight times its article's BM25 score, re-ordered.
+    def _with_articles(self, ids: dict[int, float], candidates: list[tuple[int, float]],
+                       of: np.ndarray) -> list[tuple[int, float]]:
+        """Each candidate's score plus article_weight times its article's BM25 score (of[i]: candidate i's
+        article), re-ordered.
 
         When several articles match about as well (news: many stories on one topic), an article's n-th
         passage takes only decay**(n-1) of it, so the top of the list holds passages from more articles.
         """
         assert self.articles is not None
-        articles = self.articles
-        article_ids = {articles.index.term_ids[t]: w for t, w in weights.items() if t in articles.index.term_ids}
         docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
         scores = np.array([score for _, score in candidates])
-        of = articles.article_of[docs].astype(np.int64)
         named, where = np.unique(of, return_inverse=True)
-        named_scores = _scores_of(articles.index, named, article_ids)
+        named_scores = self.articles.scores(named, ids)
         article_scores = named_scores[where]
         best = np.sort(named_scores)[-2:]
         if self.settings.article_decay != 1.0 and len(named) > 1 and best[0] >= self.settings.article_tie * best[1]:
@@ -340,20 +395,6 @@ class Searcher:
     def _matched_words(self, question: str, matched: frozenset[str]) -> str:
         words = [question[s:e] for s, e, word_terms in self.analyzer.word_spans(question) if matched & set(word_terms)]
         return ", ".join(dict.fromkeys(words)) or "nothing"
-
-
-def _scores_of(index: BM25Index, docs: np.ndarray, ids: dict[int, float]) -> np.ndarray:
-    """BM25 scores of a few documents (a binary search in each term's postings)."""
-    out = np.full(len(docs), sum(w * float(index.constants[t]) for t, w in ids.items()))
-    if not len(docs):
-        return out
-    for t, w in ids.items():
-        lo, hi = index.indptr[t], index.indptr[t + 1]
-        postings = index.doc_ids[lo:hi]
-        pos = np.minimum(np.searchsorted(postings, docs), len(postings) - 1)
-        hit = postings[pos] == docs
-        out[hit] += w * index.impacts[lo + pos[hit]]
-    return out
 
 
 def _dedupe(expansions: list[Expansion]) -> list[Expansion]:

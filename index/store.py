@@ -724,12 +724,13 @@ class Writer:
             "DELETE FROM passages WHERE id NOT IN (SELECT DISTINCT passage_id FROM occurrences)")
         return cursor.rowcount
 
-    def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None]]:
-        """(id, tokens, title, section) of every passage in ID order, the document order of the compiled
-        index; title and section are those of the passage's primary place (the one its citation names)."""
+    def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None, str]]:
+        """(id, tokens, title, section, source) of every passage in ID order, the document order of the
+        compiled index; title, section and article source are those of the passage's primary place (the
+        one its citation names)."""
         last = None
         for row in self.conn.execute(
-                f"""SELECT p.id, p.tokens, a.title, o.section
+                f"""SELECT p.id, p.tokens, a.title, o.section, a.source
                    FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
                    ORDER BY p.id, {_PRIMARY_FIRST}"""):
             if row[0] != last:
