@@ -141,12 +141,14 @@ def test_default_weights_are_positive_for_every_term(seed):
 # -- top-k ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["pruning", "default"])
+@pytest.fixture(params=["pruning, reading lists", "pruning, looking up candidates", "default"])
 def pruning(request, monkeypatch):
     """Small corpora are read whole by default (pruning costs more than it saves below thousands of
-    postings): with "pruning", every query on them goes through the MaxScore machinery instead."""
-    if request.param == "pruning":
+    postings): when pruning, every query on them goes through the MaxScore machinery instead, and its
+    refine steps either read each postings list whole or look every candidate up in it."""
+    if request.param.startswith("pruning"):
         monkeypatch.setattr(index.bm25, "_WORTH_PRUNING", 0)
+        monkeypatch.setattr(index.bm25, "_LOOKUP_BELOW", 0.0 if "reading" in request.param else float("inf"))
     return request.param
 
 
