@@ -1,585 +1,558 @@
-"""Newsdesk BM25 benchmark: our engine vs its top-k from before issue 10, rank-bm25 and bm25s (numpy and
-numba backends) on the same tokens.
+"""Issue 10's targets, measured on the product in one run, each beside its anchor or baseline from the same run.
 
-    python -m bench.run                 # SQuAD, 118k, 1M (about 15-25 minutes on 2 cores)
-    python -m bench.run --quick         # SQuAD only, under a minute
-    python -m bench.run --json out.json --data /path/to/shared/data
+    python -m bench.run                     # 118k and 1M passages: about 20 minutes on 2 cores
+    python -m bench.run --quick             # 118k only, fewer questions and repeats: a few minutes
+    python -m bench.run --readme            # also rewrite README's Benchmarks table from this run
+    python -m bench.run --readme --from bench/results/run.json     # the table again from a saved run
 
-See bench/README.md.  Every engine's build + queries run in a subprocess of their own; peak
-memory is that child's ru_maxrss (read with os.wait4, i.e. RUSAGE of exactly that child),
-printed next to a baseline child that only loads the token lists.
+Per size, on a corpus folder of .jsonl articles written by bench/data.py (the 118k real paragraphs, or
+them repeated to 1M with distinct texts) and a SQLite file, each step a process of its own:
+
+1. `newsdesk index build` from scratch: wall time, passages/s, and the process tree's peak RSS and PSS
+   (bench/tree.py: the builder and its analysis workers, /proc sampled every 50 ms and summed per sample);
+2. a serving process (`bench.product serve`) opens the desk and answers through the bot's renderer; its
+   RSS and PSS, and the index arrays it holds;
+3. `--repeats` times, alternating: one new 20-paragraph article is added to the corpus folder and
+   `newsdesk index build` run (wall, builder tree peak: the memory the add takes beside the serving
+   process), the serving process loads that build (its memory after), then `newsdesk index build` with
+   nothing changed; medians;
+4. restart: `newsdesk ask` in a fresh process, spawn to exit, `--repeats` times, median;
+5. the whole answer, question to rendered page (bench/answer.py: the product path against the path from
+   before issue 10, question by question in one process);
+6. BM25 top-k on the product's index (its k1/b, titles included) against bm25s-numba on the same term ids
+   (`bench.product topk`).
+Then bench/topk.py at 1M (rank-bm25's k1/b on the paragraphs' tokens: ours, ours before issue 10 and
+bm25s-numba, interleaved), and Lucene where a JDK 21+ and pyjnius/pyserini are installed (skipped with the
+reason otherwise). The machine (CPU, cores, RAM, load at start and end), date and commit are recorded.
+Everything is written to `--json` (default bench/results/run.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
-import pickle
-import platform
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
-
 from bench import data  # noqa: E402
+from bench.tree import TreeSampler, machine  # noqa: E402
 
 PY = sys.executable
-ENGINE_LABEL = {"ours": "ours", "ours_before": "ours-before", "bm25s": "bm25s", "bm25s_numba": "bm25s-numba",
-                "rank_bm25": "rank-bm25"}
-ENGINE_ORDER = ("ours", "ours_before", "bm25s", "bm25s_numba", "rank_bm25")
-TARGETS = {
-    "p50_118k_ms": 1.0,
-    "p50_1m_ms": 2.0,
-    "build_para_per_s": 50_000,
-    "peak_1m_mb": 1536,  # 1.5 GB
-    "restart_1m_s": 2.0,
-    # issue 10, BM25 top-k alone (question already analysed) and the arrays it holds
-    "topk_p50_1m_ms": 0.5,
-    "topk_p95_1m_ms": 1.2,
-    "arrays_1m_mb": 150.0,
+SIZES = {"118k": None, "1m": 1_000_000}
+GB = 1024.0                    # MB in a GB, as the targets count
+TARGETS = {                    # issue 10, "Targets"
+    "add_1m_s": 1.0, "add_mem_mb": 200.0, "unchanged_1m_s": 0.5,
+    "build_per_s": 50_000.0, "build_tree_mb": 1.2 * GB,
+    "answer_118k_ms": 1.0, "answer_1m_ms": 1.5,
+    "topk_p50_ms": 0.5, "topk_p95_ms": 1.2,
+    "serving_mb": 600.0, "arrays_mb": 150.0, "restart_s": 0.5,
 }
+README = REPO_ROOT / "README.md"
+START = "<!-- bench.run: start (python -m bench.run --readme writes between these lines) -->"
+END = "<!-- bench.run: end -->"
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def pf(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+SRC = REPO_ROOT       # where the measured processes import index/ and bot/ from (see snapshot)
 
 
-# ------------------------------------------------------------------------------ subprocesses
-_child_seq = 0
+def snapshot(rev: str, dest: Path) -> Path:
+    """index/ and bot/ as committed at rev, with today's bench/ beside them, in dest.
 
-
-def run_child(cmd: list[str], timeout: float | None = None, stdout_path: Path | None = None) -> dict:
-    """Run a command under bench/peak.py; return its wall time, exit code and own peak RSS.
-
-    Peak RSS comes from getrusage(RUSAGE_CHILDREN) read by the small wrapper (see bench/peak.py
-    for why os.wait4 from this big process would be floored at our own RSS).
+    Other engineers edit the checkout while a run takes its 20 minutes: measured from a snapshot, every
+    process of the run imports the same engine, and the one the table names.
     """
-    global _child_seq
-    _child_seq += 1
-    meta = Path(tempfile.gettempdir()) / f"newsdesk-bench-peak-{os.getpid()}-{_child_seq}.json"
-    wrapped = [PY, str(REPO_ROOT / "bench" / "peak.py"), str(meta)]
-    if timeout is not None:
-        wrapped += ["--timeout", str(timeout)]
-    wrapped += ["--", *cmd]
-    out_f = open(stdout_path, "w") if stdout_path else subprocess.DEVNULL
-    try:
-        p = subprocess.run(wrapped, cwd=REPO_ROOT, stdout=out_f, stderr=subprocess.PIPE,
-                           env={**os.environ, "DISABLE_TQDM": "1"})
-    finally:
-        if stdout_path:
-            out_f.close()
-    try:
-        m = json.loads(meta.read_text())
-        meta.unlink()
-    except (OSError, ValueError):
-        m = {"wall_s": None, "rc": p.returncode, "timed_out": False, "maxrss_kb": 0, "floor_kb": 0}
-    m["stderr"] = p.stderr.decode(errors="replace")[-4000:]
-    return m
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", rev, "index", "bot"], cwd=REPO_ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    shutil.copytree(REPO_ROOT / "bench", dest / "bench", ignore=shutil.ignore_patterns("results", "__pycache__"))
+    return dest
 
 
-def run_worker(engine: str, method: str, tokens: Path, n: int, queries: Path, nq: int,
-               tmp: Path, timeout: float | None) -> dict:
-    out = tmp / f"res_{engine}_{method}_{n}.json"
-    out.unlink(missing_ok=True)
-    cmd = [PY, "-m", "bench.worker", "--engine", engine, "--method", method, "--tokens", str(tokens),
-           "--n", str(n), "--queries", str(queries), "--nq", str(nq), "--out", str(out)]
-    log(f"  {engine:9s} {method:5s} n={n:,} nq={nq} ...")
-    ch = run_child(cmd, timeout=timeout)
-    res: dict = {"child": {k: v for k, v in ch.items() if k != "stderr"}}
-    if ch["rc"] != 0 or not out.exists():
-        res["error"] = "timeout" if ch["timed_out"] else f"exit {ch['rc']}: {ch['stderr'][-800:]}"
-        log(f"    -> FAILED: {res['error'][:300]}")
-        return res
-    res.update(json.loads(out.read_text()))
-    if "build_s" in res:
-        lat = np.array(res.pop("latency_s")) * 1000
-        res["p50_ms"] = float(np.percentile(lat, 50))
-        res["p95_ms"] = float(np.percentile(lat, 95))
-        res["mean_ms"] = float(lat.mean())
-        tl = np.array(res.pop("tokenize_latency_s")) * 1000
-        res["tokenize_p50_ms"] = float(np.percentile(tl, 50))
-        res["search_p50_ms"] = float(np.percentile(lat - tl, 50))
-        res["search_p95_ms"] = float(np.percentile(lat - tl, 95))
-        log(f"    -> build {res['build_s']:.2f}s  p50 {res['p50_ms']:.3f}ms  p95 {res['p95_ms']:.3f}ms  "
-            f"peak {ch['maxrss_kb'] / 1024:.0f}MB  wall {ch['wall_s']:.1f}s")
-    return res
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NEWSDESK_SEARCH", "NEWSDESK_DB", "NEWSDESK_CORPUS")}
+    env["DISABLE_TQDM"] = "1"
+    # The snapshot before the editable install's finder; bench/answer.py's `git show` still finds the repository.
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["GIT_DIR"] = str(REPO_ROOT / ".git")
+    return env
 
 
-# ------------------------------------------------------------------------------ quality
-def hits(results: list, golds: list[list[str]], texts: list[str]) -> dict:
-    nb = len(texts)
-    h1 = h5 = 0
-    for res, gold in zip(results, golds):
-        docs = [d for d, _ in res]
-        found = [any(g in texts[d % nb] for g in gold) for d in docs[:5]]
-        h1 += bool(found[:1] and found[0])
-        h5 += any(found)
-    n = max(len(results), 1)
-    return {"hit@1": h1 / n, "hit@5": h5 / n, "n": len(results)}
+def newsdesk(*args: str | Path) -> list[str]:
+    """The product's command line (what the installed `newsdesk` script runs), from SRC."""
+    return [PY, "-m", "index.cli", *(str(a) for a in args)]
 
 
-def top1_agreement(a: list, b: list, nb: int) -> float | None:
-    """Share of common queries whose top-1 is the same paragraph text (copies of one paragraph tie)."""
-    m = min(len(a), len(b))
-    if m == 0:
-        return None
-    same = 0
-    for ra, rb in zip(a[:m], b[:m]):
-        if not ra or not rb:
-            same += (not ra) == (not rb)
-            continue
-        # With repeated paragraphs several copies tie; compare the paragraph, not the copy.
-        same += (ra[0][0] % nb) == (rb[0][0] % nb) or abs(ra[0][1] - rb[0][1]) <= 1e-4 * max(1.0, abs(ra[0][1]))
-    return same / m
+def measured(cmd: list[str], out: Path, side: int | None = None) -> dict[str, Any]:
+    """Run a command to its end: wall time, exit status, its process tree's peak memory and the JSON it printed.
+
+    side: another process (the serving one) whose memory is sampled over the same time.
+    """
+    load = os.getloadavg()[0]
+    with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
+        began = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=SRC, stdout=stdout, stderr=stderr, env=_env())
+        with TreeSampler(proc.pid) as tree, (TreeSampler(side) if side else contextlib.nullcontext()) as other:
+            rc = proc.wait()
+        wall = time.perf_counter() - began
+    r: dict[str, Any] = {"wall_s": wall, "rc": rc, "load_1min": [load, os.getloadavg()[0]], **tree.summary()}
+    if other is not None:
+        r["serving_peak_rss_mb"] = other.peak_rss_kb / 1024
+    if rc != 0:
+        r["error"] = out.with_suffix(".err").read_text(errors="replace")[-1500:]
+        log(f"    FAILED (exit {rc}): {r['error'][-400:]}")
+        return r
+    r["report"] = last_json(out.read_text())
+    return r
 
 
-# ------------------------------------------------------------------------------ analysis
-def time_analysis(texts: list[str]) -> tuple[float, list[list[str]]]:
-    from index.analysis import Analyzer
-
-    an = Analyzer()  # fresh: cold word cache, as in a first build
-    t0 = time.perf_counter()
-    toks = an.tokenize_many(texts)
-    return time.perf_counter() - t0, toks
-
-
-# ------------------------------------------------------------------------------ product CLI
-def cli_command() -> list[str] | None:
-    """How to call the product CLI (`newsdesk`), if index/cli.py exists."""
-    if not (REPO_ROOT / "index" / "cli.py").exists():
-        return None
-    script = Path(sys.executable).parent / "newsdesk"
-    if script.exists():
-        return [PY, str(script)]
-    return [PY, "-c", "import sys; from index.cli import main; sys.exit(main())"]
-
-
-# ------------------------------------------------------------------------------ table
-def fmt(v, spec: str) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, str):
-        return v
-    return format(v, spec)
-
-
-def print_size_table(size: dict) -> None:
-    n = size["n"]
-    print()
-    print(f"== {size['name']}: {n:,} paragraphs ({size['desc']}), method {size['method']}, "
-          f"k1=1.2 b=0.75{' delta=1.0' if size['method'] != 'okapi' else ' epsilon=0.25'} ==")
-    eng = size["engines"]
-    base = size.get("baseline", {})
-    base_mb = base.get("child", {}).get("maxrss_kb", 0) / 1024 if base else None
-    cols = [e for e in ENGINE_ORDER if e in eng]
-    hdr = f"{'metric':34s}" + "".join(f"{ENGINE_LABEL[c]:>12s}" for c in cols) + \
-        "".join(f"{ENGINE_LABEL[c] + '/ours':>18s}" for c in cols if c != "ours")
-    print(hdr)
-    print("-" * len(hdr))
-
-    def row(label: str, key, spec: str, ratio: bool = True):
-        vals = {}
-        for c in cols:
-            r = eng[c]
-            vals[c] = None if "error" in r else key(r)
-        line = f"{label:34s}" + "".join(
-            f"{(fmt(vals[c], spec) if 'error' not in eng[c] else eng[c]['error'][:10]):>12s}" for c in cols)
-        if ratio:
-            for c in cols:
-                if c == "ours":
-                    continue
-                o, v = vals.get("ours"), vals[c]
-                line += f"{(f'{v / o:.2f}x' if isinstance(o, (int, float)) and isinstance(v, (int, float)) and o else '-'):>18s}"
-        print(line)
-
-    row("build from tokens (s)", lambda r: r["build_s"], ".2f")
-    row("build from tokens (para/s)", lambda r: n / r["build_s"], ",.0f")
-    row("peak RSS, whole child (MB)", lambda r: r["child"]["maxrss_kb"] / 1024, ",.0f")
-    row("peak RSS minus baseline (MB)",
-        lambda r: (r["child"]["maxrss_kb"] / 1024 - base_mb) if base_mb is not None else None, ",.0f")
-    row("index arrays (MB)", lambda r: r.get("index_array_bytes", 0) / 1e6 if r.get("index_array_bytes") else None, ",.1f")
-    row("queries timed", lambda r: r["nq"], "d", ratio=False)
-    row("p50 latency incl. tokenize (ms)", lambda r: r["p50_ms"], ".3f")
-    row("p95 latency incl. tokenize (ms)", lambda r: r["p95_ms"], ".3f")
-    row("mean latency (ms)", lambda r: r["mean_ms"], ".3f")
-    row("  p50 of query tokenize alone (ms)", lambda r: r["tokenize_p50_ms"], ".3f", ratio=False)
-    row("  p50 of search alone (ms)", lambda r: r["search_p50_ms"], ".3f")
-    row("  p95 of search alone (ms)", lambda r: r.get("search_p95_ms"), ".3f")
-    row("hit@1 (on its own queries)", lambda r: r["quality"]["hit@1"], ".3f", ratio=False)
-    row("hit@5 (on its own queries)", lambda r: r["quality"]["hit@5"], ".3f", ratio=False)
-    row("top-1 same paragraph as ours", lambda r: r.get("agree_top1_with_ours"), ".3f", ratio=False)
-    if base_mb is not None:
-        print(f"{'baseline child peak RSS (MB)':34s}{base_mb:12,.0f}   (imports + token lists only; subtracted above)")
-    a = size.get("analysis")
-    if a:
-        print(f"analysis (our Analyzer, fresh cache): {a['n']:,} paragraphs in {a['s']:.2f}s = "
-              f"{a['n'] / a['s']:,.0f} para/s; {a['tokens']:,} tokens ({a['tokens'] / a['n']:.1f}/para)")
-        if "ours" in eng and "build_s" in eng["ours"]:
-            tot = a["s"] * n / a["n"] + eng["ours"]["build_s"]
-            rate = n / tot
-            verdict = (f"[target >= {TARGETS['build_para_per_s']:,}/s: {pf(rate >= TARGETS['build_para_per_s'])}]"
-                       if size["name"] != "squad" else "(the 50k/s target is judged at 118k and 1M)")
-            print(f"ours analysis + build: {tot:.2f}s = {rate:,.0f} para/s   {verdict}")
-    for line in size.get("notes", []):
-        print(line)
-
-
-# ------------------------------------------------------------------------------ main
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", help="shared data root (default: ../shared/data from the repo root)")
-    ap.add_argument("--quick", action="store_true", help="SQuAD size only (smoke check, < 1 minute)")
-    ap.add_argument("--sizes", default="squad,118k,1m", help="comma list from squad,118k,1m")
-    ap.add_argument("--n-1m", type=int, default=1_000_000, help="paragraphs in the repeated size")
-    ap.add_argument("--queries", type=int, default=1000, help="SQuAD questions timed for ours and bm25s")
-    ap.add_argument("--rank-queries", default="squad=1000,118k=50,1m=10",
-                    help="questions timed for rank-bm25 per size (it is slow)")
-    ap.add_argument("--method", default="plus", choices=["plus", "okapi", "l"], help="variant compared at every size")
-    ap.add_argument("--no-okapi", action="store_true", help="skip the extra okapi comparison at SQuAD size")
-    ap.add_argument("--skip-rank-bm25-1m", action="store_true", help="do not run rank-bm25 at 1M")
-    ap.add_argument("--engines", default=",".join(ENGINE_ORDER), help="comma list from " + ",".join(ENGINE_ORDER))
-    ap.add_argument("--rank-bm25-budget", type=float, default=1200.0,
-                    help="seconds before a rank-bm25 child is killed (reported as timeout)")
-    ap.add_argument("--no-cli", action="store_true", help="skip the product CLI build/restart test")
-    ap.add_argument("--product-only", action="store_true", help="only the product CLI build/restart test")
-    ap.add_argument("--json", help="also write all numbers to this file")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (token pickles, corpora, dbs)")
-    a = ap.parse_args(argv)
-
-    sizes = ["squad"] if a.quick else [s.strip().lower() for s in a.sizes.split(",") if s.strip()]
-    rank_nq = {k: int(v) for k, v in (kv.split("=") for kv in a.rank_queries.split(","))}
-    root = data.data_root(a.data)
-    tmp = Path(tempfile.mkdtemp(prefix="newsdesk-bench-"))
-    report: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "data": str(root), "sizes": []}
-    try:
-        import bm25s
-        import rank_bm25  # noqa: F401
-
-        report["versions"] = {"numpy": np.__version__, "bm25s": bm25s.__version__,
-                              "rank_bm25": _dist_version("rank-bm25"), "numba": _dist_version("numba")}
-        import hashlib
-
-        report["engine_files_sha256"] = {
-            f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:12]
-            for f in sorted((REPO_ROOT / "index").glob("*.py"))
-            if f.name in ("analysis.py", "bm25.py", "build.py", "search.py", "store.py", "desk.py")}
-        log(f"data root {root}; temp dir {tmp}; engine files {report['engine_files_sha256']}")
-        squad = data.load_squad(root)
-        paras = list(squad)
-        if not a.quick and any(s in sizes for s in ("118k", "1m")):
-            bbc, reuters = data.load_bbc(root), data.load_reuters(root)
-            paras += bbc + reuters
-            log(f"loaded squad {len(squad):,} + bbc {len(bbc):,} + reuters {len(reuters):,} = {len(paras):,} paragraphs")
-        texts = [p[2] for p in paras]
-        questions = data.load_questions(root)
-        sample = data.sample_questions(questions, a.queries + 5, seed=0)
-        warm, timed = sample[:5], sample[5:]
-        qfile = tmp / "queries.json"
-        qfile.write_text(json.dumps({"warmup": [q["q"] for q in warm], "queries": [q["q"] for q in timed]}))
-        golds = [q["any"] for q in timed]
-
-        spec = {
-            "squad": (len(squad), "SQuAD v1.1 dev"),
-            "118k": (len(paras), "SQuAD + BBC + Reuters"),
-            "1m": (a.n_1m, f"the {len(paras):,} real paragraphs repeated under distinct ids"),
-        }
-        if not a.product_only:
-            # ---- analysis, once per size, fresh analyzer each time
-            log("analysing text with our Analyzer ...")
-            an_sq_s, sq_toks = time_analysis([p[2] for p in squad])
-            analysis = {"squad": {"n": len(squad), "s": an_sq_s, "tokens": sum(map(len, sq_toks))}}
-            if len(paras) > len(squad):
-                an_all_s, all_toks = time_analysis(texts)
-                analysis["118k"] = {"n": len(paras), "s": an_all_s, "tokens": sum(map(len, all_toks))}
-                tok_base = all_toks
-            else:
-                tok_base = sq_toks
-            # One pickle per base: the SQuAD-size children load only the SQuAD token lists.
-            tokfile = tmp / "tokens.pkl"
-            with open(tokfile, "wb") as fh:
-                pickle.dump(tok_base, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            tokfile_squad = tmp / "tokens_squad.pkl"
-            with open(tokfile_squad, "wb") as fh:
-                pickle.dump(tok_base[: len(squad)], fh, protocol=pickle.HIGHEST_PROTOCOL)
-            if "1m" in sizes:
-                rep_texts = [texts[i % len(texts)] for i in range(a.n_1m)]
-                s1m, t1m = time_analysis(rep_texts)
-                analysis["1m"] = {"n": a.n_1m, "s": s1m, "tokens": sum(map(len, t1m)),
-                                  "note": "repeated paragraphs: the word cache is warm after the first pass"}
-                del rep_texts, t1m
-            for k, v in analysis.items():
-                log(f"  analysis {k}: {v['n']:,} paragraphs in {v['s']:.2f}s = {v['n'] / v['s']:,.0f}/s")
-            del sq_toks
-            tokfile_of = lambda name: tokfile_squad if name == "squad" else tokfile  # noqa: E731
-            report["analysis"] = analysis
-
-            for name in sizes:
-                n, desc = spec[name]
-                methods = [a.method] + (["okapi"] if name == "squad" and not a.no_okapi and a.method != "okapi" else [])
-                log(f"size {name}: {n:,} paragraphs")
-                base = run_worker("baseline", a.method, tokfile_of(name), n, qfile, 0, tmp, None)
-                for method in methods:
-                    size = {"name": name, "n": n, "desc": desc, "method": method, "baseline": base,
-                            "engines": {}, "notes": []}
-                    if n > len(paras):
-                        size["notes"].append("hit@5 at this size counts copies: each paragraph has ~"
-                                             f"{n / len(paras):.1f} identical copies, which tie, so the top 5 "
-                                             "are mostly copies of one paragraph and hit@5 ~= hit@1.")
-                    if method == a.method:
-                        size["analysis"] = analysis.get(name)
-                    for eng in [e for e in ENGINE_ORDER if e in a.engines.split(",")]:
-                        nq = a.queries
-                        if eng == "bm25s_numba" and importlib.util.find_spec("numba") is None:
-                            size["engines"][eng] = {"error": "no numba"}
-                            size["notes"].append("bm25s-numba skipped: numba is not installed (pip install -e '.[bench]')")
-                            continue
-                        timeout = None
-                        if eng == "rank_bm25":
-                            nq = min(a.queries, rank_nq.get(name, 10))
-                            timeout = a.rank_bm25_budget
-                            if name == "1m" and a.skip_rank_bm25_1m:
-                                size["engines"][eng] = {"error": "skipped"}
-                                size["notes"].append("rank-bm25 at 1M skipped (--skip-rank-bm25-1m)")
-                                continue
-                        r = run_worker(eng, method, tokfile_of(name), n, qfile, nq, tmp, timeout)
-                        if "results" in r:
-                            r["quality"] = hits(r["results"], golds, texts)
-                        size["engines"][eng] = r
-                    ours = size["engines"].get("ours", {})
-                    for eng, r in size["engines"].items():
-                        if "results" in r and "results" in ours:
-                            r["agree_top1_with_ours"] = top1_agreement(ours["results"], r["results"], len(texts))
-                    # ours on rank-bm25's (smaller) query subset, so hit@k can be compared like for like
-                    rb = size["engines"].get("rank_bm25", {})
-                    if "results" in rb and "results" in ours and rb["nq"] < ours["nq"]:
-                        q_sub = hits(ours["results"][: rb["nq"]], golds, texts)
-                        size["notes"].append(
-                            f"on rank-bm25's {rb['nq']} questions: ours hit@1 {q_sub['hit@1']:.3f} hit@5 {q_sub['hit@5']:.3f}; "
-                            f"rank-bm25 hit@1 {rb['quality']['hit@1']:.3f} hit@5 {rb['quality']['hit@5']:.3f}")
-                    for r in size["engines"].values():
-                        r.pop("results", None)
-                    report["sizes"].append(size)
-                    print_size_table(size)
-                    sys.stdout.flush()
-
-            # ---- engine-level restart (our arrays in SQLite, fresh process, one question)
-            restart = {}
-            for name in sizes:
-                n = spec[name][0]
-                if name == "squad" and len(sizes) > 1:
-                    continue
-                db = tmp / f"engine_{name}.sqlite"
-                log(f"restart test ({name}): building and persisting our arrays ...")
-                prep = run_child([PY, "-m", "bench.restart", "prep", "--tokens", str(tokfile_of(name)), "--n", str(n),
-                                  "--db", str(db), "--method", a.method])
-                if prep["rc"] != 0:
-                    restart[name] = {"error": prep["stderr"][-800:]}
-                    continue
-                # Best of one: the first run after prep is what we report; the page cache is warm since we just wrote it.
-                outp = tmp / f"restart_{name}.json"
-                ch = run_child([PY, "-m", "bench.restart", "load", "--db", str(db), "--question", timed[0]["q"]],
-                               stdout_path=outp)
-                r = {"wall_s": ch["wall_s"], "maxrss_mb": ch["maxrss_kb"] / 1024, "db_mb": db.stat().st_size / 1e6}
-                if ch["rc"] == 0:
-                    r.update(json.loads(outp.read_text()))
-                else:
-                    r["error"] = ch["stderr"][-800:]
-                restart[name] = r
-                db.unlink(missing_ok=True)
-            report["engine_restart"] = restart
-
-        # ---- product CLI (index build + first answer after restart), if the CLI exists
-        if a.no_cli or a.quick or not any(s in sizes for s in ("118k", "1m")):
-            report["cli"] = {"status": "not run (--quick / --no-cli / no 118k or 1m size)"}
-        else:
-            report["cli"] = run_cli_tests(cli_command(), paras, sizes, spec, timed[0]["q"], timed[0]["any"], tmp)
-
-        report["loadavg_end"] = os.getloadavg()
-        print_summary(report)
-        if a.json:
-            Path(a.json).write_text(json.dumps(report, indent=1, default=str))
-            log(f"wrote {a.json}")
-    finally:
-        if a.keep_tmp:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
-
-
-def _dist_version(name: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return "?"
-
-
-def _json_of(text: str) -> dict:
-    """The JSON object a command printed (the whole output, else its last top-level object)."""
+def last_json(text: str) -> dict[str, Any]:
+    """The last JSON object a command printed: a whole pretty-printed one, or its last one-line object."""
     text = text.strip()
-    for start in [0] + [i + 1 for i in range(len(text)) if text[i] == "\n" and text[i + 1:i + 2] == "{"][::-1]:
+    try:
+        obj = json.loads(text)
+        return obj if isinstance(obj, dict) else {}
+    except ValueError:
+        pass
+    for line in reversed(text.splitlines()):
         try:
-            obj = json.loads(text[start:])
-            return obj if isinstance(obj, dict) else {}
+            obj = json.loads(line)
+            if isinstance(obj, dict):
+                return obj
         except ValueError:
             continue
     return {}
 
 
-def run_cli_tests(cli: list[str] | None, paras, sizes, spec, question: str, gold: list[str], tmp: Path) -> dict:
-    """Product level: build the corpus as .jsonl with the real CLI, then one question in a fresh process.
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
-    `newsdesk index build --corpus DIR --db PATH --json`, then `newsdesk ask QUESTION --db PATH --json`.
-    Without index/cli.py the same is done through the Python API (bench.product).  The product stores
-    one passage per distinct text, so copies r >= 1 get " (r<r>)" appended (one extra term) to keep
-    the 1M size at 1M passages.
-    """
-    if cli is not None:
-        out: dict = {"via": "CLI: " + " ".join(Path(c).name for c in cli[1:2]) + " index build / ask"}
-        build_cmd = lambda c, d: [*cli, "index", "build", "--corpus", str(c), "--db", str(d), "--json"]  # noqa: E731
-        ask_cmd = lambda c, d: [*cli, "ask", question, "--corpus", str(c), "--db", str(d), "--json"]  # noqa: E731
+
+# ------------------------------------------------------------------------------------------- steps
+
+
+def write_article(corpus: Path, paras: list[data.Paragraph], round_: int) -> Path:
+    """One new 20-paragraph article, texts that are nowhere else in the corpus."""
+    start = (round_ * 20 * 997) % (len(paras) - 20)
+    texts = [f"{text} (added {round_})" for _, _, text in paras[start:start + 20]]
+    path = corpus / f"added-{round_:02d}.jsonl"
+    path.write_text(json.dumps({"id": f"added/{round_}", "title": f"Added article {round_}", "paragraphs": texts}) + "\n")
+    return path
+
+
+class Serving:
+    """The serving process (bench.product serve --hold), spoken to by lines on its stdin and stdout."""
+
+    def __init__(self, db: Path, corpus: Path, questions: Path, answers: int) -> None:
+        self.spawned = time.monotonic()
+        self.proc = subprocess.Popen([PY, "-m", "bench.product", "serve", "--db", str(db), "--corpus", str(corpus),
+                                      "--questions", str(questions), "--answers", str(answers), "--hold"],
+                                     cwd=SRC, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_env(), text=True)
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the serving process ended (exit {self.proc.wait()})")
+        return dict(json.loads(line))
+
+    def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.say("quit")
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def child_json(cmd: list[str], out: Path) -> dict[str, Any]:
+    """Run a bench script, keep its output beside the results, and return what it printed last as JSON."""
+    with open(out, "wb") as stdout:
+        p = subprocess.run(cmd, cwd=SRC, stdout=stdout, stderr=subprocess.PIPE, env=_env())
+    if p.returncode != 0:
+        err = p.stderr.decode(errors="replace")[-1500:]
+        log(f"    FAILED (exit {p.returncode}): {err[-400:]}")
+        return {"error": err}
+    return last_json(out.read_text())
+
+
+def run_size(size: str, paras: list[data.Paragraph], work: Path, a: argparse.Namespace) -> dict[str, Any]:
+    folder = work / size
+    corpus, db = folder / "corpus", folder / "newsdesk.db"
+    out: dict[str, Any] = {"size": size, "machine_at_start": machine()}
+    if a.reuse and (folder / "built").exists():
+        log(f"{size}: reusing {db} (--reuse: no build from scratch measured)")
+        out["scratch"] = {"reused": str(db)}
+        for added in corpus.glob("added-*.jsonl"):     # back to the corpus as built, unmeasured
+            added.unlink()
+        subprocess.run(newsdesk("index", "build", "--corpus", corpus, "--db", db), cwd=SRC, env=_env(),
+                       stdout=subprocess.DEVNULL, check=True)
     else:
-        out = {"via": "API (bench.product): index/cli.py not found"}
-        build_cmd = lambda c, d: [PY, "-m", "bench.product", "build", "--corpus", str(c), "--db", str(d)]  # noqa: E731
-        ask_cmd = lambda c, d: [PY, "-m", "bench.product", "ask", "--db", str(d), "--question", question]  # noqa: E731
-    for name in sizes:
-        if name == "squad":
-            continue
-        n = spec[name][0]
-        cdir = tmp / f"corpus_{name}"
-        n_art, n_files = data.write_jsonl_corpus(data.repeat_to(paras, n, distinct_text=True), cdir)
-        db = tmp / f"cli_{name}.sqlite"
-        log(f"product build {name}: {n:,} paragraphs in {n_art:,} articles, {n_files} .jsonl files ...")
-        bout = tmp / f"cli_build_{name}.out"
-        b = run_child(build_cmd(cdir, db), stdout_path=bout)
-        r = {"n": n, "articles": n_art, "files": n_files, "build_wall_s": b["wall_s"], "build_peak_mb": b["maxrss_kb"] / 1024,
-             "build_rc": b["rc"]}
-        rep = _json_of(bout.read_text())
-        r["passages"] = rep.get("passages")
-        r["build_report_seconds"] = rep.get("seconds")
-        if b["rc"] != 0:
-            r["error"] = b["stderr"][-1500:]
-            out[name] = r
-            log(f"  -> product build failed: {r['error'][-300:]}")
-            continue
-        r["build_para_per_s"] = n / b["wall_s"]
-        r["db_mb"] = db.stat().st_size / 1e6 if db.exists() else None
-        log(f"  -> {b['wall_s']:.1f}s = {r['build_para_per_s']:,.0f} para/s, peak {r['build_peak_mb']:,.0f} MB, "
-            f"{r.get('passages')} passages; restart + first answer ...")
-        qout = tmp / f"cli_ask_{name}.out"
-        q = run_child(ask_cmd(cdir, db), stdout_path=qout)
-        r.update({"restart_first_answer_s": q["wall_s"], "restart_peak_mb": q["maxrss_kb"] / 1024,
-                  "restart_rc": q["rc"]})
-        if q["rc"] != 0:
-            r["restart_error"] = q["stderr"][-1500:]
-        else:
-            ans = _json_of(qout.read_text())
-            res = ans.get("results") or []
-            top = res[0] if res else {}
-            r["answer_top1_id"] = top.get("id")
-            r["answer_top1_is_gold"] = any(g in (top.get("text") or "") for g in gold) if top else False
-        log(f"  -> first answer after restart {q['wall_s']:.2f}s (rc {q['rc']}), peak {r['restart_peak_mb']:,.0f} MB")
-        out[name] = r
-        shutil.rmtree(cdir, ignore_errors=True)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        n = SIZES[size]
+        rows = paras if n is None else data.repeat_to(paras, n, distinct_text=True)
+        articles, files = data.write_jsonl_corpus(rows, corpus)
+        out["corpus"] = {"paragraphs": len(rows), "articles": articles, "files": files}
+        del rows
+        log(f"{size}: {out['corpus']['paragraphs']:,} paragraphs in {articles:,} articles; `newsdesk index build` "
+            "from scratch ...")
+        s = out["scratch"] = measured(newsdesk("index", "build", "--corpus", corpus, "--db", db, "--json"),
+                                      folder / "scratch.out")
+        if "error" in s:
+            return out
+        s["passages"] = s["report"].get("passages")
+        s["per_s"] = s["passages"] / s["wall_s"]
+        (folder / "built").write_text(json.dumps(s["report"]))      # bench/answer.py reuses a marked database
+        log(f"  {s['passages']:,} passages in {s['wall_s']:.1f} s = {s['per_s']:,.0f}/s; tree peak RSS "
+            f"{s['tree_peak_rss_mb']:,.0f} MB, PSS {s['tree_peak_pss_mb']:,.0f} MB")
+
+    questions = folder / "questions.json"
+    questions.write_text(json.dumps(a.question_texts))
+    log(f"{size}: serving process: open, answer {a.answers} questions ...")
+    serving = Serving(db, corpus, questions, a.answers)
+    try:
+        first = serving.read()
+        out["serving_start"] = {**first, "spawn_to_first_answer_s": first["first_answer_monotonic"] - serving.spawned}
+        out["serving"] = serving.read()
+        log(f"  RSS {out['serving']['rss_mb']:,.0f} MB, PSS {out['serving']['pss_mb']:,.0f} MB, index arrays "
+            f"{out['serving']['index_arrays_mb']:,.1f} MB")
+        adds, unchanged, refreshed = [], [], []
+        for r in range(a.repeats):
+            write_article(corpus, paras, r)
+            log(f"  round {r + 1}/{a.repeats}: add one 20-paragraph article, build; serving process loads it; "
+                "build with nothing changed ...")
+            adds.append(measured(newsdesk("index", "build", "--corpus", corpus, "--db", db, "--json"),
+                                 folder / f"add-{r}.out", side=serving.proc.pid))
+            serving.say("refresh")
+            refreshed.append(serving.read())
+            unchanged.append(measured(newsdesk("index", "build", "--corpus", corpus, "--db", db, "--json"),
+                                      folder / f"unchanged-{r}.out"))
+            log(f"    add {adds[-1]['wall_s']:.2f} s (tree PSS {adds[-1]['tree_peak_pss_mb']:,.0f} MB), serving after "
+                f"{refreshed[-1]['rss_mb']:,.0f} MB; unchanged {unchanged[-1]['wall_s']:.2f} s")
+        out["add"], out["unchanged"], out["serving_after_add"] = adds, unchanged, refreshed
+    finally:
+        serving.close()
+
+    log(f"{size}: restart: `newsdesk ask` in a fresh process x {a.repeats} ...")
+    restarts = []
+    for r in range(a.repeats):
+        cmd = newsdesk("ask", a.question_texts[r], "--db", db, "--corpus", corpus, "--json")
+        began = time.perf_counter()
+        p = subprocess.run(cmd, cwd=SRC, capture_output=True, env=_env())
+        restarts.append({"wall_s": time.perf_counter() - began, "rc": p.returncode,
+                         "answered": bool(last_json(p.stdout.decode(errors="replace")).get("results"))})
+    out["restart"] = restarts
+
+    log(f"{size}: whole answer, bench/answer.py, {a.answer_questions} questions ...")
+    res = child_json([PY, "-m", "bench.answer", "--sizes", size, "--work", str(work), "--questions",
+                      str(a.answer_questions), "--data", str(a.root), "--json", str(folder / "answer.json")],
+                     folder / "answer.out")
+    out["answer"] = res if "error" in res else json.loads((folder / "answer.json").read_text())[0]
+
+    log(f"{size}: BM25 top-k on the product's index against bm25s-numba on the same term ids ...")
+    out["product_topk"] = child_json([PY, "-m", "bench.product", "topk", "--db", str(db), "--corpus", str(corpus),
+                                      "--questions", str(questions), "--rounds", str(a.rounds)],
+                                     folder / "product_topk.out")
+    out["machine_at_end"] = machine()
     return out
 
 
-def print_summary(rep: dict) -> None:
-    rep.setdefault("sizes", [])
+def lucene() -> dict[str, Any]:
+    """Run the Lucene anchor only where it can run; otherwise say why not."""
+    reasons = []
+    try:
+        p = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+        m = re.search(r'version "(\d+)', p.stderr + p.stdout)
+        major = int(m.group(1)) if m else 0
+        if major < 21:
+            reasons.append(f"java -version reports {major or 'no version'}, below 21")
+    except (OSError, subprocess.TimeoutExpired):
+        reasons.append("no java on PATH")
+    missing = [name for name in ("jnius", "pyserini") if importlib.util.find_spec(name) is None]
+    if missing:
+        reasons.append(f"{' and '.join(missing)} not installed")
+    if reasons:
+        return {"skipped": "Lucene anchor skipped: " + "; ".join(reasons) + "."}
+    return {"skipped": "Lucene anchor skipped: a JDK 21+ and pyserini are present, but this harness has no "
+                       "Lucene runner yet."}
+
+
+def commit(rev: str) -> dict[str, Any]:
+    """What the run measures: a commit (from a snapshot), or the checkout as it is, uncommitted edits listed."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+
+    head = "HEAD" if rev == "worktree" else rev
+    return {"commit": git("rev-parse", "--short", head), "subject": git("log", "-1", "--format=%s", head),
+            "uncommitted_engine_files": git("status", "--porcelain", "--", "index", "bot").splitlines()
+            if rev == "worktree" else []}
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+def figures(rep: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the table shows, per size: medians over the repeats."""
+    out: dict[str, Any] = {}
+    for s in rep["sizes"]:
+        f: dict[str, Any] = {}
+        sc = s.get("scratch", {})
+        if "per_s" in sc:
+            f.update(build_per_s=sc["per_s"], build_wall_s=sc["wall_s"], build_rss_mb=sc["tree_peak_rss_mb"],
+                     build_pss_mb=sc["tree_peak_pss_mb"], passages=sc["passages"],
+                     build_largest_mb=sc["largest_process_hwm_mb"])
+        ok_adds = [r for r in s.get("add", []) if "error" not in r]
+        if ok_adds:
+            f["add_s"] = median([r["wall_s"] for r in ok_adds])
+            f["add_report_s"] = median([r["report"].get("seconds", 0.0) for r in ok_adds])
+            f["add_pss_mb"] = median([r["tree_peak_pss_mb"] for r in ok_adds])
+            f["add_rss_mb"] = median([r["tree_peak_rss_mb"] for r in ok_adds])
+        ok_same = [r for r in s.get("unchanged", []) if "error" not in r]
+        if ok_same:
+            f["unchanged_s"] = median([r["wall_s"] for r in ok_same])
+            f["unchanged_report_s"] = median([r["report"].get("seconds", 0.0) for r in ok_same])
+        if "serving_start" in s:
+            f.update(start_imports_s=s["serving_start"]["imports_s"], start_open_s=s["serving_start"]["open_s"])
+        if "serving" in s:
+            f.update(serving_rss_mb=s["serving"]["rss_mb"], serving_pss_mb=s["serving"]["pss_mb"],
+                     arrays_mb=s["serving"]["index_arrays_mb"], article_mb=s["serving"].get("article_evidence_mb"))
+            f.setdefault("passages", s["serving"]["passages"])
+        after = s.get("serving_after_add") or []
+        if after:
+            f["serving_after_add_rss_mb"] = max(r["rss_mb"] for r in after)
+        ok_restarts = [r["wall_s"] for r in s.get("restart", []) if r["rc"] == 0 and r["answered"]]
+        if ok_restarts:
+            f["restart_s"] = median(ok_restarts)
+        ans = s.get("answer", {})
+        if "new first" in ans:
+            f.update(answer_p50_ms=ans["new first"]["p50_ms"], answer_p95_ms=ans["new first"]["p95_ms"],
+                     answer_old_p50_ms=ans["old first"]["p50_ms"], answer_again_p50_ms=ans["new again"]["p50_ms"],
+                     answer_pages_differing=ans["pages_differing"])
+        pt = s.get("product_topk", {})
+        if "engines" in pt:
+            f.update(ptopk=pt["engines"]["ours"], ptopk_numba=pt["engines"]["bm25s_numba"],
+                     ptopk_numba_build_s=pt["bm25s_numba_build_s"], ptopk_same=pt["same_top1"],
+                     ptopk_questions=pt["questions"], ptopk_params=pt["params"])
+        tk = rep.get("topk", {}).get("sizes", {}).get(s["size"])
+        if tk:
+            f.update(topk=tk["engines"]["ours"], topk_before=tk["engines"].get("ours_before"),
+                     topk_numba=tk["engines"].get("bm25s_numba"), topk_numba_build_s=tk["build_s"].get("bm25s_numba"),
+                     topk_ours_build_s=tk["build_s"].get("ours"))
+        out[s["size"]] = f
+    return out
+
+
+def _num(v: Any, spec: str = ".2f") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _verdict(value: float | None, target: float, larger_better: bool = False) -> str:
+    if value is None:
+        return "–"
+    return "met" if (value >= target if larger_better else value <= target) else "**not met**"
+
+
+def readme_table(rep: dict[str, Any]) -> str:
+    """The Benchmarks table, from one run's report: one row per target, both sizes, the verdict at 1M."""
+    f = figures(rep)
+    small, big = f.get("118k", {}), f.get("1m", {})
+
+    def cells(key: str, spec: str) -> tuple[str, str]:
+        return _num(small.get(key), spec), _num(big.get(key), spec)
+
+    def sizes(text: Any) -> str:
+        """text(figures) for each size that has them, '118k: …; 1M: …'."""
+        parts = [(name, text(x)) for name, x in (("118k", small), ("1M", big)) if x]
+        return "; ".join(f"{name} {t}" for name, t in parts if t)
+
+    def pair(e: dict[str, float] | None) -> str:
+        return f"{e['p50_ms']:.2f} / {e['p95_ms']:.2f}" if e else "–"
+
+    rows = [
+        ("add one 20-paragraph article, `newsdesk index build`: wall s", *cells("add_s", ".2f"), "≤ 1 s",
+         _verdict(big.get("add_s"), TARGETS["add_1m_s"]),
+         "the build's own report: " + sizes(lambda x: f"{_num(x.get('add_report_s'))} s")
+         + " (the rest: interpreter and imports)"),
+        ("… its process tree's peak PSS beside the serving process, MB", *cells("add_pss_mb", ",.0f"), "≤ 200 MB",
+         _verdict(big.get("add_pss_mb"), TARGETS["add_mem_mb"]),
+         "RSS " + sizes(lambda x: f"{_num(x.get('add_rss_mb'), ',.0f')}") + "; the serving process after loading "
+         "the new build: " + sizes(lambda x: f"{_num(x.get('serving_after_add_rss_mb'), ',.0f')} MB")),
+        ("nothing changed, `newsdesk index build`: wall s", *cells("unchanged_s", ".2f"), "≤ 0.5 s",
+         _verdict(big.get("unchanged_s"), TARGETS["unchanged_1m_s"]),
+         "own report: " + sizes(lambda x: f"{_num(x.get('unchanged_report_s'))} s")),
+        ("build from scratch, `newsdesk index build`: passages/s", *cells("build_per_s", ",.0f"), "≥ 50,000/s",
+         _verdict(big.get("build_per_s"), TARGETS["build_per_s"], larger_better=True),
+         "wall " + sizes(lambda x: f"{_num(x.get('build_wall_s'), '.1f')} s") + "; bm25s-numba indexes the same "
+         "documents' term ids (no analysis, no SQLite) in " + sizes(lambda x: f"{_num(x.get('ptopk_numba_build_s'), '.1f')} s")),
+        ("… its process tree's peak RSS (PSS), MB",
+         *(f"{_num(x.get('build_rss_mb'), ',.0f')} ({_num(x.get('build_pss_mb'), ',.0f')})" for x in (small, big)),
+         "≤ 1.2 GB", _verdict(big.get("build_rss_mb"), TARGETS["build_tree_mb"]),
+         "largest process alone: " + sizes(lambda x: f"{_num(x.get('build_largest_mb'), ',.0f')} MB")),
+        ("whole answer, question to rendered page (`ask_page`): p50 ms", *cells("answer_p50_ms", ".2f"),
+         "≤ 1 (118k), ≤ 1.5 ms", _verdict(big.get("answer_p50_ms"), TARGETS["answer_1m_ms"])
+         + f" (118k: {_verdict(small.get('answer_p50_ms'), TARGETS['answer_118k_ms'])})",
+         "the path before issue 10: " + sizes(lambda x: f"{_num(x.get('answer_old_p50_ms'))} ms")
+         + "; pages that differ: " + sizes(lambda x: f"{x.get('answer_pages_differing', '–')}")),
+    ]
+    if small.get("ptopk") or big.get("ptopk"):
+        same = ", ".join(f"{x['ptopk_same']}/{x['ptopk_questions']}" for x in (small, big) if "ptopk_same" in x)
+        y = big.get("ptopk")
+        rows.append(("BM25 top-k on the product's index (k1 0.6, b 0.9, titles): p50 / p95 ms",
+                     pair(small.get("ptopk")), pair(y), "≤ 0.5 / 1.2 ms",
+                     (_verdict(y["p50_ms"], TARGETS["topk_p50_ms"]) + " / " + _verdict(y["p95_ms"], TARGETS["topk_p95_ms"])
+                      if y else "–"),
+                     "bm25s-numba on the same term ids: " + sizes(lambda x: pair(x.get("ptopk_numba")) + " ms")
+                     + f"; same top 1 on {same} questions"))
+    if small.get("topk") or big.get("topk"):
+        y = big.get("topk")
+        rows.append(("BM25 top-k, `bench/topk.py` (k1 1.2, b 0.75, paragraphs): p50 / p95 ms",
+                     pair(small.get("topk")), pair(y), "≤ 0.5 / 1.2 ms",
+                     (_verdict(y["p50_ms"], TARGETS["topk_p50_ms"]) + " / " + _verdict(y["p95_ms"], TARGETS["topk_p95_ms"])
+                      if y else "–"),
+                     "bm25s-numba: " + sizes(lambda x: pair(x.get("topk_numba")) + " ms" if x.get("topk") else "")
+                     + "; ours before issue 10: "
+                     + sizes(lambda x: pair(x.get("topk_before")) + " ms" if x.get("topk") else "")))
+    rows += [
+        ("index arrays in memory (passages and article evidence), MB", *cells("arrays_mb", ",.0f"), "≤ 150 MB",
+         _verdict(big.get("arrays_mb"), TARGETS["arrays_mb"]),
+         "of which article evidence: " + sizes(lambda x: f"{_num(x.get('article_mb'), ',.0f')} MB")
+         + "; bm25s-numba, the passages: " + sizes(lambda x: f"{_num((x.get('ptopk_numba') or {}).get('arrays_mb'), ',.0f')} MB")),
+        ("serving process resident, RSS (PSS), MB",
+         *(f"{_num(x.get('serving_rss_mb'), ',.0f')} ({_num(x.get('serving_pss_mb'), ',.0f')})" for x in (small, big)),
+         "≤ 600 MB", _verdict(big.get("serving_rss_mb"), TARGETS["serving_mb"]),
+         f"opened the desk, answered {rep['settings']['answers']} questions through the bot's renderer"),
+        ("restart to first answer, `newsdesk ask` in a fresh process: s", *cells("restart_s", ".2f"), "≤ 0.5 s",
+         _verdict(big.get("restart_s"), TARGETS["restart_s"]),
+         "spawn to exit; in the serving process: " + sizes(lambda x: f"imports {_num(x.get('start_imports_s'))} s, "
+                                                           f"open {_num(x.get('start_open_s'))} s")),
+    ]
+    m, c = rep["machine"], rep["commit"]
+    end = rep.get("machine_end", m)
+    uncommitted = c["uncommitted_engine_files"]
+    head = (f"Measured by `python -m bench.run` on {m['date'][:10]}, commit `{c['commit']}`"
+            + (f" with uncommitted {', '.join(x.split()[-1] for x in uncommitted)}" if uncommitted else "")
+            + f"; {m['cpu']}, {m['cores']} cores, {m['ram_gb']:.0f} GB RAM, shared with other jobs (load average "
+            f"{m['loadavg'][0]:.1f} at the start, {end['loadavg'][0]:.1f} at the end). Passages: "
+            + sizes(lambda x: f"{x['passages']:,}" if "passages" in x else "?")
+            + f". Medians of {rep['settings']['repeats']} where repeated. {rep['lucene'].get('skipped', '')}")
+    cols = ("what", "118k", "1M", "target (issue 10)", "at 1M", "anchor or baseline, same run")
+    lines = [head.strip(), "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def replace_marked(text: str, block: str) -> str:
+    """text with what lies between the START and END marker lines replaced by block; the rest byte for byte."""
+    head, found, rest = text.partition(START)
+    _, found_end, tail = rest.partition(END)
+    if not found or not found_end:
+        raise SystemExit(f"README.md has no {START!r} ... {END!r} lines to write between.")
+    return f"{head}{START}\n{block}\n{END}{tail}"
+
+
+def print_summary(rep: dict[str, Any]) -> None:
     print()
-    print("== targets ==")
-    by = {(s["name"], s["method"]): s for s in rep["sizes"]}
-    lines = []
+    print(readme_table(rep))
+    print()
 
-    def ours(name):
-        s = by.get((name, next((m for (nm, m) in by if nm == name), None)))
-        return s["engines"].get("ours") if s else None
 
-    o118 = ours("118k")
-    if o118 and "p50_ms" in o118:
-        lines.append(("p50 ours @118k <= 1 ms", f"{o118['p50_ms']:.3f} ms", o118["p50_ms"] <= TARGETS["p50_118k_ms"]))
-    o1m = ours("1m")
-    if o1m and "p50_ms" in o1m:
-        lines.append(("p50 ours @1M <= 2 ms", f"{o1m['p50_ms']:.3f} ms", o1m["p50_ms"] <= TARGETS["p50_1m_ms"]))
-        lines.append(("top-k alone p50 @1M <= 0.5 ms", f"{o1m['search_p50_ms']:.3f} ms",
-                      o1m["search_p50_ms"] <= TARGETS["topk_p50_1m_ms"]))
-        lines.append(("top-k alone p95 @1M <= 1.2 ms", f"{o1m['search_p95_ms']:.3f} ms",
-                      o1m["search_p95_ms"] <= TARGETS["topk_p95_1m_ms"]))
-        if o1m.get("index_array_bytes"):
-            mb = o1m["index_array_bytes"] / 1e6
-            lines.append(("index arrays @1M <= 150 MB", f"{mb:,.1f} MB", mb <= TARGETS["arrays_1m_mb"]))
-    an = rep.get("analysis", {})
-    for name in ("118k", "1m"):
-        o = ours(name)
-        if o and "build_s" in o and name in an:
-            n = next(s["n"] for s in rep["sizes"] if s["name"] == name)
-            tot = an[name]["s"] * n / an[name]["n"] + o["build_s"]
-            lines.append((f"build @{name} incl. analysis >= 50k para/s (bench, in-process)",
-                          f"{n / tot:,.0f}/s", n / tot >= TARGETS["build_para_per_s"]))
-    if o1m and "child" in o1m:
-        mb = o1m["child"]["maxrss_kb"] / 1024
-        lines.append(("peak RSS @1M <= 1.5 GB (ours child: 1M token lists + index)", f"{mb:,.0f} MB",
-                      mb <= TARGETS["peak_1m_mb"]))
-    er = rep.get("engine_restart", {}).get("1m")
-    if er and "wall_s" in er:
-        lines.append(("restart first answer @1M <= 2 s (engine arrays in SQLite)", f"{er['wall_s']:.2f} s",
-                      er["wall_s"] <= TARGETS["restart_1m_s"] and "error" not in er))
-    cli = rep.get("cli", {})
-    for name in ("118k", "1m"):
-        c = cli.get(name)
-        if not c:
-            continue
-        if "error" in c:
-            lines.append((f"product build @{name}", "error", False))
-            continue
-        lines.append((f"product build @{name} >= 50k para/s (wall, {c.get('passages')} passages)", f"{c['build_para_per_s']:,.0f}/s",
-                      c["build_para_per_s"] >= TARGETS["build_para_per_s"]))
-        is1m = name == "1m"
-        lines.append((f"product build peak RSS @{name}" + (" <= 1.5 GB" if is1m else ""), f"{c['build_peak_mb']:,.0f} MB",
-                      c["build_peak_mb"] <= TARGETS["peak_1m_mb"] if is1m else None))
-        ok = c.get("restart_rc") == 0
-        lines.append((f"product restart: fresh process, first answer @{name}" + (" <= 2 s" if is1m else ""),
-                      f"{c['restart_first_answer_s']:.2f} s" if ok else "error",
-                      (ok and c["restart_first_answer_s"] <= TARGETS["restart_1m_s"]) if is1m else (None if ok else False)))
-        lines.append((f"product restart peak RSS @{name} (top-1 answer is the gold paragraph: "
-                      f"{c.get('answer_top1_is_gold')})", f"{c['restart_peak_mb']:,.0f} MB", None))
-    if isinstance(cli, dict) and "status" in cli:
-        lines.append(("product CLI: " + cli["status"], "", None))
-    elif isinstance(cli, dict) and "via" in cli:
-        lines.append(("product numbers via " + cli["via"], "", None))
-    for label, val, ok in lines:
-        print(f"{label:66s} {val:>14s}  {pf(ok)}")
-    for name, r in rep.get("engine_restart", {}).items():
-        if "error" in r:
-            print(f"engine restart {name}: ERROR {r['error'][-300:]}")
-        else:
-            print(f"engine restart {name}: wall {r['wall_s']:.2f}s (python start {r['startup_to_main_s']:.2f}, "
-                  f"imports {r['imports_s']:.2f}, sqlite read {r['sqlite_read_s']:.2f}, index object "
-                  f"{r['index_object_s']:.2f}, first query {r['first_query_s']:.3f}); db {r['db_mb']:.0f} MB, "
-                  f"peak {r['maxrss_mb']:.0f} MB")
-    if rep.get("engine_files_sha256"):
-        print("engine files (sha256/12): " + ", ".join(f"{k} {v}" for k, v in rep["engine_files_sha256"].items()))
-    print(f"load average start {tuple(round(x, 2) for x in rep['loadavg_start'])}, "
-          f"end {tuple(round(x, 2) for x in rep.get('loadavg_end', (0, 0, 0)))}  ({rep['cpus']} CPUs)")
+# ------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="shared data root (default: ../shared/data from the repo root)")
+    ap.add_argument("--quick", action="store_true", help="118k only, 200 questions, 2 repeats (a few minutes)")
+    ap.add_argument("--sizes", default="118k,1m", help="comma list from " + ",".join(SIZES))
+    ap.add_argument("--repeats", type=int, default=3, help="adds, unchanged builds and restarts per size")
+    ap.add_argument("--answers", type=int, default=200, help="questions the serving process answers")
+    ap.add_argument("--answer-questions", type=int, default=500, help="questions bench/answer.py times")
+    ap.add_argument("--rounds", type=int, default=5, help="top-k: times each question is asked of each engine")
+    ap.add_argument("--topk-queries", type=int, default=1000, help="questions bench/topk.py times")
+    ap.add_argument("--work", help="where corpora and databases go (kept); default: a temp dir, removed")
+    ap.add_argument("--engine", default="HEAD", help="the commit whose index/ and bot/ are measured (from a "
+                    "snapshot), or `worktree`: the checkout as it is")
+    ap.add_argument("--reuse", action="store_true", help="with --work: keep a database built before (no scratch build)")
+    ap.add_argument("--json", help="write every number here (default: bench/results/run.json; with --quick, a temp file)")
+    ap.add_argument("--readme", action="store_true", help="rewrite README's Benchmarks table from this run")
+    ap.add_argument("--from", dest="from_json", help="with --readme: take the run from this JSON instead of running")
+    a = ap.parse_args(argv)
+
+    if a.from_json:
+        rep = json.loads(Path(a.from_json).read_text())
+    else:
+        if a.quick:
+            a.sizes, a.repeats, a.answers, a.answer_questions, a.rounds, a.topk_queries = "118k", 2, 100, 200, 2, 300
+        a.json = a.json or (Path(tempfile.gettempdir()) / "newsdesk-bench-run-quick.json" if a.quick
+                            else REPO_ROOT / "bench" / "results" / "run.json")
+        rep = measure(a)
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(rep, indent=1, default=str))
+        log(f"wrote {a.json}")
+    print_summary(rep)
+    if a.readme:
+        README.write_text(replace_marked(README.read_text(), readme_table(rep)))
+        log(f"rewrote the table in {README}")
+    return 0
+
+
+def measure(a: argparse.Namespace) -> dict[str, Any]:
+    sizes = [s.strip().lower() for s in a.sizes.split(",") if s.strip()]
+    root = a.root = data.data_root(a.data)
+    paras = [p for ps in data.load_all(root).values() for p in ps]
+    wanted = max(a.answers, a.topk_queries, a.repeats)
+    a.question_texts = [q["q"] for q in data.sample_questions(data.load_questions(root), wanted, seed=1)]
+    rep: dict[str, Any] = {"machine": machine(), "commit": commit(a.engine), "python": sys.version.split()[0],
+                           "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k != "question_texts"}, "sizes": []}
+    log(f"machine {rep['machine']}; commit {rep['commit']['commit']}"
+        + (f", uncommitted: {rep['commit']['uncommitted_engine_files']}" if rep["commit"]["uncommitted_engine_files"]
+           else ""))
+    temp = None if a.work else tempfile.TemporaryDirectory(prefix="newsdesk-bench-")
+    work = Path(a.work or temp.name)  # type: ignore[union-attr]
+    work.mkdir(parents=True, exist_ok=True)
+    global SRC
+    SRC = REPO_ROOT if a.engine == "worktree" else snapshot(a.engine, work / "src")
+    try:
+        for size in sizes:
+            rep["sizes"].append(run_size(size, paras, work, a))
+        topk_sizes = "1m" if "1m" in sizes else sizes[-1]
+        log(f"bench/topk.py --sizes {topk_sizes}: ours, ours before issue 10, bm25s-numba ...")
+        res = child_json([PY, "-m", "bench.topk", "--sizes", topk_sizes, "--queries", str(a.topk_queries),
+                          "--rounds", str(a.rounds), "--data", str(a.root), "--json", str(work / "topk.json")],
+                         work / "topk.out")
+        rep["topk"] = res if "error" in res else json.loads((work / "topk.json").read_text())
+        rep["lucene"] = lucene()
+        log(rep["lucene"].get("skipped", "Lucene ran"))
+    finally:
+        if temp is not None:
+            temp.cleanup()
+    rep["machine_end"] = machine()
+    return rep
 
 
 if __name__ == "__main__":
