@@ -459,7 +459,7 @@ def readme_table(rep: dict[str, Any]) -> str:
             + f"; {m['cpu']}, {m['cores']} cores, {m['ram_gb']:.0f} GB RAM, shared with other jobs (load average "
             f"{m['loadavg'][0]:.1f} at the start, {end['loadavg'][0]:.1f} at the end). Passages: "
             + sizes(lambda x: f"{x['passages']:,}" if "passages" in x else "?")
-            + f". Medians of {rep['settings']['repeats']} where repeated. {rep['lucene'].get('skipped', '')}")
+            + f". Medians of {rep['settings']['repeats']} where repeated. {rep.get('lucene', {}).get('skipped', '')}")
     cols = ("what", "118k", "1M", "target (issue 10)", "at 1M", "anchor or baseline, same run")
     lines = [head.strip(), "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -511,8 +511,6 @@ def main(argv: list[str] | None = None) -> int:
         a.json = a.json or (Path(tempfile.gettempdir()) / "newsdesk-bench-run-quick.json" if a.quick
                             else REPO_ROOT / "bench" / "results" / "run.json")
         rep = measure(a)
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(rep, indent=1, default=str))
         log(f"wrote {a.json}")
     print_summary(rep)
     if a.readme:
@@ -528,7 +526,8 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
     wanted = max(a.answers, a.topk_queries, a.repeats)
     a.question_texts = [q["q"] for q in data.sample_questions(data.load_questions(root), wanted, seed=1)]
     rep: dict[str, Any] = {"machine": machine(), "commit": commit(a.engine), "python": sys.version.split()[0],
-                           "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k != "question_texts"}, "sizes": []}
+                           "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items()
+                                        if k != "question_texts"}, "sizes": []}
     log(f"machine {rep['machine']}; commit {rep['commit']['commit']}"
         + (f", uncommitted: {rep['commit']['uncommitted_engine_files']}" if rep["commit"]["uncommitted_engine_files"]
            else ""))
@@ -539,7 +538,12 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
     SRC = REPO_ROOT if a.engine == "worktree" else snapshot(a.engine, work / "src")
     try:
         for size in sizes:
-            rep["sizes"].append(run_size(size, paras, work, a))
+            try:
+                rep["sizes"].append(run_size(size, paras, work, a))
+            except Exception as e:     # the other size and the anchors are still worth their minutes
+                log(f"{size}: FAILED: {e!r}")
+                rep["sizes"].append({"size": size, "error": repr(e)})
+            save(rep, a.json)
         topk_sizes = "1m" if "1m" in sizes else sizes[-1]
         log(f"bench/topk.py --sizes {topk_sizes}: ours, ours before issue 10, bm25s-numba ...")
         res = child_json([PY, "-m", "bench.topk", "--sizes", topk_sizes, "--queries", str(a.topk_queries),
@@ -552,7 +556,14 @@ def measure(a: argparse.Namespace) -> dict[str, Any]:
         if temp is not None:
             temp.cleanup()
     rep["machine_end"] = machine()
+    save(rep, a.json)
     return rep
+
+
+def save(rep: dict[str, Any], path: str | Path) -> None:
+    """Written after every size, so that a run cut short keeps what it measured."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(rep, indent=1, default=str))
 
 
 if __name__ == "__main__":
