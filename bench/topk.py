@@ -80,7 +80,7 @@ def run_size(name: str, base: list[list[str]], questions: list[list[str]], a: ar
     log(f"{name}: building ours over {n:,} documents ...")
     started = time.perf_counter()
     ours = BM25Index.build(token_lists, params)
-    out: dict = {"n": n, "build_s": {"ours": time.perf_counter() - started}}
+    out: dict = {"n": n, "build_s": {"ours": time.perf_counter() - started}, "ours_arrays_mb": arrays_by_part(ours)}
     engines: dict = {"ours": ours, "ours_before": BM25Before(ours)}
     if not a.no_numba and importlib.util.find_spec("numba") is not None:
         log(f"{name}: building bm25s-numba ...")
@@ -114,6 +114,17 @@ def run_size(name: str, base: list[list[str]], questions: list[list[str]], a: ar
     return out
 
 
+def arrays_by_part(index: BM25Index) -> dict[str, float]:
+    """What BM25Index.nbytes adds up, in MB: which arrays the memory target is spent on."""
+    impacts, sequence = index.impacts, index.sequence
+    codes = [impacts.narrow, impacts.wide] if impacts.wide is not None else []
+    parts = {"doc ids": [index.doc_ids], "impact codes, 1 byte": codes[:1], "impact codes, 2 bytes": codes[1:],
+             "impact lists and table": [impacts.table, impacts.start, impacts.sub_ptr, impacts.subtable],
+             "forward index": [sequence.codes, sequence.rare_at, sequence.rare_ids], "document offsets": [index.doc_starts],
+             "per term (indptr, idf, max, constant)": [index.indptr, index.idf, index.max_impacts, index.constants]}
+    return {name: sum(a.nbytes for a in arrays) / 1e6 for name, arrays in parts.items()}
+
+
 def print_size(name: str, res: dict) -> None:
     print(f"\n== {name}: {res['n']:,} documents, BM25+ k1=1.2 b=0.75 delta=1.0, top {ARGS.k}, "
           f"{res['questions']} questions, fastest of {ARGS.rounds} rounds each; load {res['load_1min'][0]:.1f} -> "
@@ -125,6 +136,7 @@ def print_size(name: str, res: dict) -> None:
     for engine_name, r in engines.items():
         print(f"{engine_name:14s}{r['p50_ms']:9.3f}{r['p95_ms']:9.3f}{r['p99_ms']:9.3f}{r['mean_ms']:9.3f}"
               f"{r['arrays_mb']:11.1f}{r['p50_ms'] / ours['p50_ms']:11.2f}x{r['p95_ms'] / ours['p95_ms']:11.2f}x")
+    print("ours' arrays: " + ", ".join(f"{part} {mb:.1f}" for part, mb in res["ours_arrays_mb"].items()) + " MB")
     print(f"ours and ours-before give the same top {ARGS.k} (documents and scores, to the bit) on "
           f"{res['same_results_as_before']} of {res['questions']} questions")
     if "note" in res:

@@ -217,6 +217,40 @@ def test_top_k_with_many_copies_keeps_every_tie_and_the_lowest_numbers(pruning):
         assert_same_ranking(got, expected_top_k(index, query, k))
 
 
+def test_top_k_over_one_and_two_byte_codes_equals_exhaustive_ranking(pruning):
+    """Terms stored with one-byte codes and with table codes, weighted, tied (copies), and k past the matches."""
+    rng = random.Random("codes-top-k")
+    base = varied_corpus(rng)[:400]
+    docs = base + base[:150]                     # copies tie exactly with their originals
+    index = BM25Index.build(docs, BM25Params("plus", k1=1.2, b=0.75, delta=1.0))
+    impacts = index.impacts
+    assert len(impacts.narrow) and len(impacts.wide)
+    vocabulary = list(index.term_ids)
+    for _ in range(40):
+        terms = rng.sample(vocabulary, k=rng.randint(1, 5))
+        weights = {index.term_ids[term]: rng.choice([0.3, 1.0, 1.0, 2.0]) for term in terms}
+        k = rng.choice([1, 3, 10, 100, 1000])
+        got = [(h.doc, h.score) for h in index.top_k(weights, k)]
+        assert_same_ranking(got, expected_top_k(index, weights, k))
+
+
+def test_okapi_with_negative_impacts_ranks_every_match_exhaustively(pruning):
+    """BM25Okapi's floor is negative when most terms are common: matching can lower a score, so MaxScore's
+    bounds do not hold and top-k scores every match instead."""
+    rng = random.Random("okapi-negative")
+    common = ["libya", "haftar", "egypt", "oil"]
+    docs = [rng.sample(common, k=rng.randint(2, 4)) + rng.choices(["port", "tanker", "desert"], k=rng.randint(0, 2))
+            for _ in range(300)]
+    index = BM25Index.build(docs, BM25Params("okapi", epsilon=0.25))
+    assert not index.all_positive
+    assert any(score < 0 for _, score in expected_top_k(index, ["libya"], 400))
+    for _ in range(30):
+        query = random_query(rng, docs)
+        k = rng.choice([1, 5, 20, 400])
+        got = [(h.doc, h.score) for h in index.top_k(query, k)]
+        assert_same_ranking(got, expected_top_k(index, query, k))
+
+
 def test_concurrent_searches_from_threads_get_their_own_results():
     """The bot searches from worker threads: each thread's scratch scores must not leak into another's."""
     rng = random.Random("threads")
