@@ -84,7 +84,7 @@ class Impacts:
         self.wide = wide
         self.narrow = np.zeros(0, dtype=np.uint8) if narrow is None else narrow
         self.start = indptr[:-1] if start is None else start
-        self.sub_ptr = np.zeros(len(indptr), dtype=np.int64) if sub_ptr is None else sub_ptr
+        self.sub_ptr = np.zeros(len(indptr), dtype=np.int32) if sub_ptr is None else sub_ptr
         self.subtable = np.zeros(0, dtype=np.uint16) if subtable is None else subtable
 
     @classmethod
@@ -630,8 +630,9 @@ def _narrowed(codes: np.ndarray, indptr: np.ndarray, table_size: int) -> tuple[n
         first = last
     narrow_df = np.where(own, df, 0)
     wide_df = df - narrow_df
-    start = np.where(own, np.cumsum(narrow_df) - narrow_df, np.cumsum(wide_df) - wide_df)
-    sub_ptr = np.zeros(len(indptr), dtype=np.int64)
+    offset = np.int32 if len(codes) < 2**31 else np.int64      # both offsets are at most the postings
+    start = np.where(own, np.cumsum(narrow_df) - narrow_df, np.cumsum(wide_df) - wide_df).astype(offset)
+    sub_ptr = np.zeros(len(indptr), dtype=offset)
     np.cumsum(np.where(own, used, 0), out=sub_ptr[1:])
     return (np.concatenate(wide) if wide else np.zeros(0, dtype=np.uint16),
             np.concatenate(narrow) if narrow else np.zeros(0, dtype=np.uint8), start, sub_ptr,
