@@ -13,6 +13,12 @@ most, and their postings name them in one byte (Impacts): an eighth of the memor
 Top-k selection is MaxScore: terms in order of the most they can add; once the k-th best candidate beats
 everything the remaining terms could add, those terms only refine candidates already found, and a
 candidate that cannot reach the k-th best even with all of them is dropped.
+
+Tighter bounds were measured at 1M (SQuAD questions, the slowest 100) and left out. Block-max: the median
+block of 128 postings still reaches 0.86-1.0 of its term's largest impact. Maxima over 1,024-document ranges
+admit 25% fewer candidates and read 8% fewer postings before refining, for their own bookkeeping per range.
+Splitting each list into high and low impacts admits more, not fewer. A candidate's bound is loose because
+of the terms it lacks, which only reading their lists tells; the cost left is that reading.
 """
 
 from __future__ import annotations
