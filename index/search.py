@@ -37,7 +37,7 @@ class SearchSettings:
     place_weight: float = 0.4      # Egypt <-> Egyptian <-> Egyptians, shared by its words
     min_coverage: float = 0.4      # share of the question's idf mass a one-word match must carry
     proximity_weight: float = 0.3  # adjacent query terms (index/proximity.py)
-    rerank_depth: int = 30         # how many BM25 candidates proximity re-orders
+    rerank_depth: int = 60         # how many BM25 candidates article evidence and proximity re-order
     context_weight: float = 0.3    # a follow-up's earlier question; 0.5 gave back the first answer unchanged
     article_weight: float = 1.0    # the article's BM25 score, added to each candidate passage's (ArticleEvidence)
     article_decay: float = 0.5     # an article's n-th candidate passage takes decay**(n-1) of its article's score...
@@ -209,7 +209,7 @@ class Searcher:
         """Empty the big Python structures a slice at a time (in a worker thread), once no search uses this
         searcher any more: freed whole they would hold the GIL for as long as they take to free."""
         release_gradually(self.passage_ids, self.index.vocabulary, self.index.term_ids, self.__dict__.pop("doc_of", {}),
-                          self._groups_of_term)
+                          self._groups_of_term, self.articles.sources if self.articles is not None else [])
 
     @cached_property
     def doc_of(self) -> dict[str, int]:
