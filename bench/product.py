@@ -6,9 +6,10 @@
 ``serve`` is the serving process bench.run measures: it opens the desk, answers the questions through the
 bot's renderer (bot.views.ask_page), and prints its resident memory (RSS and PSS) as a JSON line; with
 ``--hold`` it then waits on stdin for ``refresh`` (load the build another process committed, answer once,
-print its memory again) or ``quit``. ``topk`` times BM25 top-k on the product's own index (its k1, b and
-the titles each passage is indexed with) against bm25s-numba given the same documents' term ids and the same
-parameters, question by question in turn (bench/topk.py's measure).
+print its memory again), ``settle`` (the same after the replaced indexes' grace period) or ``quit``.
+``topk`` times BM25 top-k on the product's own index (its k1, b and the titles each passage is indexed with)
+against bm25s-numba given the same documents' term ids and the same parameters, question by question in
+turn (bench/topk.py's measure).
 """
 
 from __future__ import annotations
@@ -77,14 +78,22 @@ async def _serve(a: Any) -> dict:
                "article_evidence_mb": articles / 1e6, **_memory()})
         while a.hold:
             line = (await asyncio.to_thread(sys.stdin.readline)).strip()
-            if line != "refresh":
+            if line == "refresh":
+                began = time.perf_counter()
+                changed = await desk.refresh()
+                refreshed = time.perf_counter() - began
+                await ask_page(desk, questions[0], 5, 0, None)
+                _emit({"refreshed": changed, "refresh_s": refreshed, "build": desk.build.id,
+                       "passages": desk.build.passages, **_memory()})
+            elif line == "settle":
+                # Replaced indexes are let go READER_GRACE_S after the swap: what stays resident after that.
+                from index.desk import READER_GRACE_S
+
+                await asyncio.sleep(READER_GRACE_S + 5)
+                await ask_page(desk, questions[0], 5, 0, None)
+                _emit({"settled_s": READER_GRACE_S + 5, "build": desk.build.id, **_memory()})
+            else:
                 break
-            began = time.perf_counter()
-            changed = await desk.refresh()
-            refreshed = time.perf_counter() - began
-            await ask_page(desk, questions[0], 5, 0, None)
-            _emit({"refreshed": changed, "refresh_s": refreshed, "build": desk.build.id,
-                   "passages": desk.build.passages, **_memory()})
     finally:
         await desk.close()
     return {"closed": True}
@@ -121,7 +130,8 @@ async def _topk(a: Any) -> dict:
     gc.freeze()
     load = os.getloadavg()[0]
     times = measure(engines, questions, a.k, a.rounds)
-    out: dict = {"documents": index.num_docs, "params": vars(index.params), "questions": len(questions), "rounds": a.rounds, "k": a.k,
+    out: dict = {"documents": index.num_docs, "params": vars(index.params), "questions": len(questions),
+                 "rounds": a.rounds, "k": a.k,
                  "load_1min": [load, os.getloadavg()[0]], "bm25s_numba_build_s": build_s, "term_ids_read_s": read_s,
                  "same_top1": same, "engines": {}}
     for name, ms in times.items():

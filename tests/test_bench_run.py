@@ -27,3 +27,29 @@ def test_the_readme_has_one_marked_region_inside_its_benchmarks_section():
     section = text[text.index("\n## Benchmarks\n"):text.index("\n## Development\n")]
     assert text.count(START) == text.count(END) == 1
     assert START in section and END in section and section.index(START) < section.index(END)
+
+
+def test_the_tree_sampler_sums_every_process_below_the_root():
+    """A small parent whose child holds 64 MB: the tree's sum has the child's 64 MB, and both processes."""
+    import subprocess
+    import sys
+
+    from bench.tree import TreeSampler
+
+    child = "import sys; held = b'x' * (64 << 20); print('ready', flush=True); sys.stdin.read()"
+    starts_child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}])"
+    parent = subprocess.Popen([sys.executable, "-c", starts_child], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert parent.stdout.readline().strip() == "ready"     # the grandchild's line, through the inherited pipe
+        tree = TreeSampler(parent.pid)
+        tree.sample()
+        alone = TreeSampler(parent.pid, include_root=False)
+        alone.sample()
+    finally:
+        parent.stdin.close()
+        parent.wait(timeout=30)
+    assert len(tree.hwm_kb) == 2 and tree.peak_processes == 2
+    assert tree.peak_rss_kb >= 64 * 1024 and tree.peak_pss_kb >= 60 * 1024
+    assert tree.largest_hwm_kb >= 64 * 1024
+    assert tree.peak_rss_kb - alone.peak_rss_kb < 32 * 1024      # the parent itself is small: the 64 MB are the child's
