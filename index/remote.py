@@ -14,6 +14,7 @@ import base64
 import logging
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from dataclasses import asdict, replace
 from typing import Any, Callable, Sequence
@@ -192,18 +193,27 @@ def searcher_from_meta(meta: dict[str, Any], fetch: Callable[[dict[str, float], 
                            articles=_articles_from(meta["articles"]) if meta.get("articles") else None)
 
 
-# Article evidence travels in the cluster's metadata as these arrays, base64 (the same as compiled.py stores).
+# Article evidence travels in the cluster's metadata as these arrays, each as differences from the value
+# before it (small numbers: postings ascend within a term), zlib-compressed, base64: at 1M passages the raw
+# arrays are some 100 MB, several times what the rest of the metadata takes.
 _ARTICLE_ARRAYS = {"indptr": "<i8", "articles": "<i4", "tfs": "<u2", "lengths": "<i4"}
 
 
 def _articles_to(articles: ArticleEvidence) -> dict[str, Any]:
+    def packed(values: np.ndarray) -> str:
+        steps = np.diff(values.astype(np.int64), prepend=0)
+        assert not len(steps) or int(np.abs(steps).max()) < 2**31, "article arrays past 2^31 entries"
+        return base64.b64encode(zlib.compress(steps.astype("<i4").tobytes(), 6)).decode()
+
     return {"params": asdict(articles.params), "sources": list(articles.sources),
-            **{name: base64.b64encode(np.ascontiguousarray(getattr(articles, name), dtype=dtype).tobytes()).decode()
-               for name, dtype in _ARTICLE_ARRAYS.items()}}
+            **{name: packed(getattr(articles, name)) for name in _ARTICLE_ARRAYS}}
 
 
 def _articles_from(stored: dict[str, Any]) -> ArticleEvidence:
-    arrays = {name: np.frombuffer(base64.b64decode(stored[name]), dtype=dtype) for name, dtype in _ARTICLE_ARRAYS.items()}
+    def unpacked(text: str, dtype: str) -> np.ndarray:
+        return np.cumsum(np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<i4"), dtype=np.int64).astype(dtype)
+
+    arrays = {name: unpacked(stored[name], dtype) for name, dtype in _ARTICLE_ARRAYS.items()}
     return ArticleEvidence(np.zeros(0, dtype=np.int32), **arrays, params=BM25Params(**stored["params"]),
                            sources=stored["sources"])
 
