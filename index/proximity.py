@@ -23,7 +23,7 @@ def adjacency_bonus(index: BM25Index, docs: np.ndarray, weights: dict[int, float
         return bonus
     starts = index.doc_starts[docs]
     ends = index.doc_starts[docs + 1]
-    tokens = np.concatenate([index.sequence[s:e] for s, e in zip(starts.tolist(), ends.tolist())])
+    tokens = index.sequence.gather(starts, ends - starts)
     owner = np.repeat(np.arange(len(docs)), ends - starts)
     asked = np.zeros(len(tokens), dtype=bool)
     for t in weights:            # a handful of terms: one pass each beats a general set lookup

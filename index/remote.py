@@ -23,7 +23,7 @@ import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
 from .backend import EMBEDDED, Candidates, StoredPassage, content_hash
-from .bm25 import BM25Params, _idf
+from .bm25 import BM25Params, TermSequence, _idf
 from .desk import Answer, Newsdesk
 from .errors import IndexNotBuilt, PassageNotFound, QueryError
 from .inert import clean
@@ -76,7 +76,7 @@ class _Window:
     def __init__(self, stats: _Stats, token_lists: list[list[str]]) -> None:
         ids = [[stats.term_ids.get(t, -1) for t in tokens] for tokens in token_lists]
         self.params, self.avgdl, self.idf, self.vocabulary = stats.params, stats.avgdl, stats.idf, stats.vocabulary
-        self.sequence = np.array([t for doc in ids for t in doc], dtype=np.int64)
+        self.sequence = TermSequence(np.array([t for doc in ids for t in doc], dtype=np.int64))   # ids as they are
         self.doc_starts = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum([len(doc) for doc in ids], out=self.doc_starts[1:])
         self.ids = ids

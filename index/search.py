@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
-from .bm25 import BM25Index, BM25Params, TermSequence, _idf
+from .bm25 import BM25Index, BM25Params, _idf
 from .errors import QueryError
 from .memory import release_gradually
 from .proximity import adjacency_bonus
@@ -77,12 +77,7 @@ class ArticleEvidence:
         """From the passage index: passage i's first own_lengths[i] words are its own (the rest is the context it
         is indexed with); titles[a] is article a's title as term numbers."""
         count = len(titles)
-        positions = _ranges(index.doc_starts[:-1].astype(np.int64), own_lengths)
-        terms = index.sequence.codes.take(positions).astype(np.int64)
-        rare = np.flatnonzero(terms == TermSequence.ESCAPE)
-        if len(rare):
-            terms[rare] = index.sequence.rare_ids[np.searchsorted(index.sequence.rare_at, positions[rare])]
-        del positions
+        terms = index.sequence.gather(index.doc_starts[:-1], own_lengths)
         title_terms = np.concatenate([np.asarray(t, dtype=np.int64) for t in titles]) if count else np.zeros(0, np.int64)
         owners = np.concatenate([np.repeat(article_of.astype(np.int64), own_lengths),
                                  np.repeat(np.arange(count, dtype=np.int64), [len(t) for t in titles])])
@@ -116,15 +111,6 @@ class ArticleEvidence:
             out += w * self.idf[t] * p.delta
             out[hit] += w * self.idf[t] * (tf * (p.k1 + 1) / (tf + norm[hit]))
         return out
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The positions start..start+length-1 of every (start, length), concatenated."""
-    total = int(lengths.sum())
-    if not total:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    return np.arange(total, dtype=np.int64) + offsets
 
 
 @dataclass(frozen=True)
