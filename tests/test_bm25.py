@@ -418,3 +418,16 @@ def test_forward_index_keeps_terms_beyond_two_bytes():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="choose from okapi, l, plus"):
         BM25Params("bm42")
+
+
+def test_gather_reads_the_same_ids_as_slicing_document_by_document_rare_ids_included():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, TermSequence.ESCAPE + 3000, 50_000)
+    ids[rng.integers(0, len(ids), 200)] = TermSequence.ESCAPE           # the escape value itself is an id too
+    sequence = TermSequence.encode(ids)
+    starts = rng.integers(0, len(ids) - 100, 40)
+    lengths = rng.integers(0, 100, 40)
+    expected = np.concatenate([sequence[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist())]).astype(np.int64)
+    assert np.array_equal(sequence.gather(starts, lengths), expected)
+    assert np.array_equal(expected, np.concatenate([ids[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist())]))
+    assert len(sequence.gather(starts[:0], lengths[:0])) == 0
