@@ -65,8 +65,8 @@ def to_blobs(searcher: Searcher, expansions: Sequence[ExpansionGroup]) -> dict[s
     articles = searcher.articles
     blobs[_ARTICLES] = json.dumps({"params": articles.params.__dict__}).encode()
     blobs[f"{_ARTICLES}.sources"] = lines_blob(articles.sources)
-    for name in _ARTICLE_ARRAYS:
-        blobs[f"{_ARTICLES}.{name}"] = _raw(getattr(articles, name))
+    for name, dtype in _ARTICLE_ARRAYS.items():
+        blobs[f"{_ARTICLES}.{name}"] = np.ascontiguousarray(getattr(articles, name), dtype=dtype).data.cast("B")
     return blobs
 
 
@@ -91,6 +91,3 @@ def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:
 BUILD_STATE_BLOBS = (_FORMAT, _SENTENCES, _LAYOUTS)
 """The blobs a later build reads back: the format, the sentence model it keeps, and whether layouts are current."""
 
-
-def _raw(values: np.ndarray) -> memoryview:
-    return np.ascontiguousarray(values).data.cast("B")

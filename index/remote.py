@@ -27,6 +27,7 @@ from .bm25 import BM25Params, TermSequence, _idf
 from .desk import Answer, Newsdesk
 from .errors import IndexNotBuilt, PassageNotFound, QueryError
 from .inert import clean
+from .memory import release_gradually
 from .proximity import adjacency_bonus
 from .search import ArticleEvidence, SearchResult, SearchSettings, Searcher
 from .sphinx import SphinxBackend
@@ -118,6 +119,10 @@ class ClusterSearcher(Searcher):
         result.partial_shards = tuple(self._local.missing)
         return result
 
+    def release(self) -> None:
+        super().release()
+        release_gradually(self._article_number)
+
     def records(self, ids: Sequence[str]) -> dict[str, PassageRecord]:
         with self._records_lock:
             return {i: self._records[i] for i in ids if i in self._records}
@@ -145,19 +150,12 @@ class ClusterSearcher(Searcher):
         scores = np.array([self._bm25_score(stats, doc, ids) for doc in window.ids], dtype=np.float64)
         docs = np.arange(len(items), dtype=np.int64)
         order = np.lexsort((docs, -scores))[:max(depth, self.settings.rerank_depth)]
-        docs, scores = docs[order], scores[order]
-        if len(docs) and self.articles is not None and self.settings.article_weight:
-            of = np.array([self._article_number[items[d].record.places[0].article.source] for d in docs.tolist()],
-                          dtype=np.int64)
-            ranked = self._with_articles(ids, list(zip(docs.tolist(), scores.tolist())), of)
-            docs = np.array([d for d, _ in ranked], dtype=np.int64)
-            scores = np.array([sc for _, sc in ranked])
-        if not len(docs) or not self.settings.proximity_weight:
-            return [(int(d), float(s)) for d, s in zip(docs[:depth], scores[:depth])]
-        bonus: np.ndarray = adjacency_bonus(window, docs, ids)  # type: ignore[arg-type]  # a window, not a BM25Index
-        scores = scores + bonus * self.settings.proximity_weight
-        final = np.lexsort((docs, -scores))[:depth]
-        return [(int(docs[i]), float(scores[i])) for i in final]
+        candidates = [(int(d), float(sc)) for d, sc in zip(docs[order], scores[order])]
+        head = candidates[:self.settings.rerank_depth]
+        of = (np.array([self._article_number.get(items[d].record.places[0].article.source, -1) for d, _ in head],
+                       dtype=np.int64) if self.articles is not None and head else None)
+        reranked = self._reranked(ids, head, window, of)  # type: ignore[arg-type]  # a window, not a BM25Index
+        return (reranked + candidates[self.settings.rerank_depth:])[:depth]
 
     @staticmethod
     def _bm25_score(stats: _Stats, doc: list[int], weights: dict[int, float]) -> float:

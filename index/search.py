@@ -77,17 +77,25 @@ class ArticleEvidence:
         """From the passage index: passage i's first own_lengths[i] words are its own (the rest is the context it
         is indexed with); titles[a] is article a's title as term numbers."""
         count = len(titles)
-        terms = index.sequence.gather(index.doc_starts[:-1], own_lengths)
-        title_terms = np.concatenate([np.asarray(t, dtype=np.int64) for t in titles]) if count else np.zeros(0, np.int64)
-        owners = np.concatenate([np.repeat(article_of.astype(np.int64), own_lengths),
-                                 np.repeat(np.arange(count, dtype=np.int64), [len(t) for t in titles])])
-        keys, tfs = np.unique(np.concatenate([terms, title_terms]) * max(count, 1) + owners, return_counts=True)
-        del terms, title_terms
-        lengths = np.bincount(owners, minlength=count).astype(np.int32)
-        term_of = keys // max(count, 1)
+        per = max(count, 1)
+        title_lengths = np.array([len(t) for t in titles], dtype=np.int64)
+        # One int64 key per word, term * articles + article, sorted in place: every other array is freed or
+        # narrower, which keeps the peak near 16 bytes a word (at 930k passages, 26M words).
+        own = index.sequence.gather(index.doc_starts[:-1], own_lengths)
+        keys = np.concatenate([own] + [np.asarray(t, dtype=np.int64) for t in titles])
+        del own
+        keys *= per
+        keys[:keys.size - int(title_lengths.sum())] += np.repeat(article_of, own_lengths)
+        keys[keys.size - int(title_lengths.sum()):] += np.repeat(np.arange(count, dtype=np.int32), title_lengths)
+        keys.sort()
+        firsts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if keys.size else np.zeros(0, np.int64)
+        tfs = np.diff(np.append(firsts, keys.size))
+        keys = keys[firsts]
+        lengths = (np.bincount(article_of, weights=own_lengths, minlength=count) + title_lengths).astype(np.int32)
+        term_of = keys // per
         indptr = np.zeros(len(index.vocabulary) + 1, dtype=np.int64)
         np.cumsum(np.bincount(term_of, minlength=len(index.vocabulary)), out=indptr[1:])
-        return cls(article_of, indptr, (keys % max(count, 1)).astype(np.int32),
+        return cls(article_of, indptr, (keys % per).astype(np.int32),
                    np.minimum(tfs, np.iinfo(np.uint16).max).astype(np.uint16), lengths, params, sources)
 
     @property
@@ -287,18 +295,31 @@ class Searcher:
         return self._co_occurs[terms]
 
     def _rank(self, weights: dict[str, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
-        """BM25 candidates, re-ordered with the proximity bonus; the first `depth` of them."""
+        """The first `depth` BM25 candidates, the first `rerank_depth` of them re-ordered (_reranked)."""
         ids = {self.index.term_ids[t]: w for t, w in weights.items() if t in self.index.term_ids}
         candidates = self._bm25(ids, max(depth, self.settings.rerank_depth), within)
-        if candidates and self.articles is not None and self.settings.article_weight:
-            docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
-            candidates = self._with_articles(ids, candidates, self.articles.article_of[docs].astype(np.int64))
+        head = candidates[:self.settings.rerank_depth]
+        of = (self.articles.article_of[[doc for doc, _ in head]].astype(np.int64)
+              if self.articles is not None and head else None)
+        return (self._reranked(ids, head, self.index, of) + candidates[self.settings.rerank_depth:])[:depth]
+
+    def _reranked(self, ids: dict[int, float], candidates: list[tuple[int, float]], forward: BM25Index,
+                  of: np.ndarray | None) -> list[tuple[int, float]]:
+        """BM25 candidates with their articles' evidence (of[i]: candidate i's article) and the proximity bonus.
+
+        Only the first `rerank_depth` candidates come here; the rest follow them in BM25 order. Both bonuses
+        are never negative, so the list stays in score order, and a page past the re-ordered ones neither
+        repeats nor skips a passage: re-ordering every candidate asked for made the order depend on how
+        deep a page asked.
+        """
+        if candidates and of is not None and self.settings.article_weight:
+            candidates = self._with_articles(ids, candidates, of)
         if not candidates or not self.settings.proximity_weight:
-            return candidates[:depth]
+            return candidates
         docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
-        bonus = adjacency_bonus(self.index, docs, ids) * self.settings.proximity_weight
+        bonus = adjacency_bonus(forward, docs, ids) * self.settings.proximity_weight
         scores = np.array([score for _, score in candidates]) + bonus
-        order = np.lexsort((docs, -scores))[:depth]
+        order = np.lexsort((docs, -scores))
         return [(int(docs[i]), float(scores[i])) for i in order]
 
     def _bm25(self, ids: dict[int, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
@@ -326,10 +347,13 @@ class Searcher:
         docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
         scores = np.array([score for _, score in candidates])
         named, where = np.unique(of, return_inverse=True)
-        named_scores = self.articles.scores(named, ids)
+        # -1: an article the evidence does not know (a search cluster's passage newer than its metadata)
+        known = named >= 0
+        named_scores = np.zeros(len(named))
+        named_scores[known] = self.articles.scores(named[known], ids)
         article_scores = named_scores[where]
-        best = np.sort(named_scores)[-2:]
-        if self.settings.article_decay != 1.0 and len(named) > 1 and best[0] >= self.settings.article_tie * best[1]:
+        best = np.sort(named_scores[known])[-2:]
+        if self.settings.article_decay != 1.0 and len(best) > 1 and best[0] >= self.settings.article_tie * best[1]:
             by_article = np.lexsort((-scores, of))          # candidates grouped by article, best first
             grouped = of[by_article]
             starts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))

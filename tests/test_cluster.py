@@ -261,3 +261,49 @@ async def test_the_engine_ranks_candidates_by_bm25_plus_tf_length_and_weights(cl
             assert [c.id for c in (await backend.candidates(weights, 10)).items][0] == first
     finally:
         await backend.close()
+
+
+def test_a_candidate_whose_article_the_metadata_does_not_know_is_ranked_without_article_evidence(seed_index):
+    """The cluster's passages are written before its metadata: between the two, a reader still on the old
+    metadata meets passages of articles it has never numbered. They are ranked on their own words, with
+    the cluster's searcher fed from the embedded build (no searchd needed)."""
+    from index.backend import Candidate, Candidates
+    from index.desk import Newsdesk
+    from index.remote import meta_of, searcher_from_meta
+
+    async def loaded():
+        desk = await Newsdesk.open(seed_index.db, seed_index.corpus)
+        try:
+            searcher, build = desk._loaded()
+            records = await desk.passages(list(searcher.passage_ids))
+            return searcher, build, records
+        finally:
+            await desk.close()
+
+    embedded, build, records = asyncio.run(loaded())
+    index = embedded.index
+
+    def terms_of(pid: str) -> list[str]:
+        d = embedded.doc_of[pid]
+        return [index.vocabulary[t] for t in index.sequence[index.doc_starts[d]:index.doc_starts[d + 1]].tolist()]
+
+    first = embedded.search(PFG, k=5).hits[0].passage_id
+    moved = dataclasses.replace(records[first].places[0],
+                                article=dataclasses.replace(records[first].places[0].article, source="new_article.txt"))
+    stale = {**records, first: dataclasses.replace(records[first], places=(moved,) + records[first].places[1:])}
+
+    def fetch(weights: dict[str, float], depth: int) -> Candidates:
+        return Candidates([Candidate(pid, terms_of(pid), stale[pid]) for pid in embedded.passage_ids
+                           if set(terms_of(pid)) & set(weights)])
+
+    clustered = searcher_from_meta(json.loads(json.dumps(meta_of(embedded, build))), fetch)
+    hits = clustered.search(PFG, k=10).hits
+    assert first in [h.passage_id for h in hits]
+    # The stale passage loses its article's share; other articles' passages keep their embedded scores
+    # (its own article's may move up a place in that article's decay).
+    expected = {h.passage_id: h.score for h in embedded.search(PFG, k=10).hits}
+    got = {h.passage_id: h.score for h in hits}
+    assert got[first] < expected[first]
+    own_article = records[first].places[0].article.source
+    others = [p for p in got if p in expected and records[p].places[0].article.source != own_article]
+    assert others and all(abs(got[p] - expected[p]) < 1e-9 for p in others)

@@ -435,3 +435,23 @@ def test_the_build_stores_article_evidence_over_its_articles(seed_index):
     weights = searcher.index.query_weights(question)
     got = searcher.articles.scores(np.arange(len(number)), weights)
     assert np.allclose(got, _whole_article_scores(article_docs, question), rtol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [8, 20])
+def test_pages_neither_repeat_nor_skip_a_passage_past_the_reordered_ones(loaded: Loaded, depth: int):
+    """The "More" button asks for the next page; past the candidates article evidence and proximity re-order, pages
+    still join up into one list (re-ordering every candidate asked for made the order depend on the depth)."""
+    import dataclasses
+
+    searcher = loaded.searcher
+    searcher_settings = searcher.settings
+    searcher.settings = dataclasses.replace(searcher_settings, rerank_depth=depth)
+    try:
+        for question in ("Haftar Egypt Libya", "which countries bombed the PFG?", "Russia Moscow visit"):
+            whole = [h.passage_id for h in searcher.search(question, k=200).hits]
+            assert len(whole) > depth + 10, question          # the pages reach past the re-ordered ones
+            paged = [h.passage_id for offset in range(0, len(whole), 5)
+                     for h in searcher.search(question, k=5, offset=offset).hits]
+            assert paged == whole, question
+    finally:
+        searcher.settings = searcher_settings
