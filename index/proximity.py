@@ -13,17 +13,24 @@ import numpy as np
 
 from .bm25 import BM25Index
 
-__all__ = ("adjacency_bonus",)
+__all__ = ("adjacency_bonus", "bonus_of_terms")
 
 
 def adjacency_bonus(index: BM25Index, docs: np.ndarray, weights: dict[int, float]) -> np.ndarray:
     """The proximity score of each document in docs for a query given as {term id: weight}."""
+    if len(weights) < 2 or not len(docs):
+        return np.zeros(len(docs), dtype=np.float64)
+    starts = index.doc_starts[docs]
+    return bonus_of_terms(index, docs, weights, index.sequence.gather(starts, index.doc_starts[docs + 1] - starts))
+
+
+def bonus_of_terms(index: BM25Index, docs: np.ndarray, weights: dict[int, float], tokens: np.ndarray) -> np.ndarray:
+    """adjacency_bonus, given the documents' term ids one document after the other."""
     bonus = np.zeros(len(docs), dtype=np.float64)
     if len(weights) < 2 or not len(docs):
         return bonus
     starts = index.doc_starts[docs]
     ends = index.doc_starts[docs + 1]
-    tokens = index.sequence.gather(starts, ends - starts)
     owner = np.repeat(np.arange(len(docs)), ends - starts)
     asked = np.zeros(len(tokens), dtype=bool)
     for t in weights:            # a handful of terms: one pass each beats a general set lookup
