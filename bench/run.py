@@ -396,7 +396,7 @@ def readme_table(rep: dict[str, Any]) -> str:
         return "; ".join(f"{name} {t}" for name, t in parts if t)
 
     def pair(e: dict[str, float] | None) -> str:
-        return f"{e['p50_ms']:.2f} / {e['p95_ms']:.2f}" if e else "–"
+        return f"{e['p50_ms']:.3f} / {e['p95_ms']:.3f}" if e else "–"
 
     rows = [
         ("add one 20-paragraph article, `newsdesk index build`: wall s", *cells("add_s", ".2f"), "≤ 1 s",
