@@ -30,9 +30,8 @@ INDEX_FORMAT = 4
 _FORMAT, _IDS, _SENTENCES, _TERM_MAP, _EXPANSIONS = "format", "passage_ids", "sentences", "term_map", "expansions"
 # The format of the passages' stored layouts (passages.layout) when this index was compiled: every passage had one.
 _LAYOUTS = "layouts"
-# Article evidence (index/search.py ArticleEvidence): its parameters, then its arrays in constructor order.
+# Article evidence (index/search.py ArticleEvidence): its parameters, sources and arrays.
 _ARTICLES = "articles"
-_ARTICLE_ARRAYS = {"article_of": "<i4", "indptr": "<i8", "articles": "<i4", "tfs": "<u2", "lengths": "<i4"}
 
 
 def index_format(blobs: dict[str, bytes]) -> int | None:
@@ -65,7 +64,7 @@ def to_blobs(searcher: Searcher, expansions: Sequence[ExpansionGroup]) -> dict[s
     articles = searcher.articles
     blobs[_ARTICLES] = json.dumps({"params": articles.params.__dict__}).encode()
     blobs[f"{_ARTICLES}.sources"] = lines_blob(articles.sources)
-    for name, dtype in _ARTICLE_ARRAYS.items():
+    for name, dtype in ArticleEvidence.ARRAYS.items():
         blobs[f"{_ARTICLES}.{name}"] = np.ascontiguousarray(getattr(articles, name), dtype=dtype).data.cast("B")
     return blobs
 
@@ -75,7 +74,7 @@ def from_blobs(blobs: dict[str, bytes]) -> Searcher:
     index = BM25Index.from_arrays(blobs)
     passage_ids = blobs[_IDS].decode().split("\n") if blobs[_IDS] else []
     meta = json.loads(blobs[_ARTICLES])
-    arrays = {name: np.frombuffer(blobs[f"{_ARTICLES}.{name}"], dtype=dtype) for name, dtype in _ARTICLE_ARRAYS.items()}
+    arrays = {name: np.frombuffer(blobs[f"{_ARTICLES}.{name}"], dtype=dtype) for name, dtype in ArticleEvidence.ARRAYS.items()}
     sources = blobs[f"{_ARTICLES}.sources"].decode().split("\n") if blobs[f"{_ARTICLES}.sources"] else []
     articles = ArticleEvidence(**arrays, params=BM25Params(**meta["params"]), sources=sources)
     return Searcher(index, passage_ids, Analyzer(term_map=json.loads(blobs[_TERM_MAP])),
@@ -90,4 +89,3 @@ def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:
 
 BUILD_STATE_BLOBS = (_FORMAT, _SENTENCES, _LAYOUTS)
 """The blobs a later build reads back: the format, the sentence model it keeps, and whether layouts are current."""
-

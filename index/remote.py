@@ -28,7 +28,6 @@ from .desk import Answer, Newsdesk
 from .errors import IndexNotBuilt, PassageNotFound, QueryError
 from .inert import clean
 from .memory import release_gradually
-from .proximity import adjacency_bonus
 from .search import ArticleEvidence, SearchResult, SearchSettings, Searcher
 from .sphinx import SphinxBackend
 from .store import BuildRecord, PassageRecord
@@ -150,12 +149,13 @@ class ClusterSearcher(Searcher):
         scores = np.array([self._bm25_score(stats, doc, ids) for doc in window.ids], dtype=np.float64)
         docs = np.arange(len(items), dtype=np.int64)
         order = np.lexsort((docs, -scores))[:max(depth, self.settings.rerank_depth)]
-        candidates = [(int(d), float(sc)) for d, sc in zip(docs[order], scores[order])]
-        head = candidates[:self.settings.rerank_depth]
-        of = (np.array([self._article_number.get(items[d].record.places[0].article.source, -1) for d, _ in head],
-                       dtype=np.int64) if self.articles is not None and head else None)
-        reranked = self._reranked(ids, head, window, of)  # type: ignore[arg-type]  # a window, not a BM25Index
-        return (reranked + candidates[self.settings.rerank_depth:])[:depth]
+
+        def articles_of(window_docs: list[int]) -> np.ndarray:
+            return np.array([self._article_number.get(items[d].record.places[0].article.source, -1)
+                             for d in window_docs], dtype=np.int64)
+
+        return self._reranked(ids, [(int(d), float(sc)) for d, sc in zip(docs[order], scores[order])], depth,
+                              window, articles_of)  # type: ignore[arg-type]  # a window, not a BM25Index
 
     @staticmethod
     def _bm25_score(stats: _Stats, doc: list[int], weights: dict[int, float]) -> float:
@@ -191,10 +191,11 @@ def searcher_from_meta(meta: dict[str, Any], fetch: Callable[[dict[str, float], 
                            articles=_articles_from(meta["articles"]) if meta.get("articles") else None)
 
 
-# Article evidence travels in the cluster's metadata as these arrays, each as differences from the value
-# before it (small numbers: postings ascend within a term), zlib-compressed, base64: at 1M passages the raw
-# arrays are some 100 MB, several times what the rest of the metadata takes.
-_ARTICLE_ARRAYS = {"indptr": "<i8", "articles": "<i4", "tfs": "<u2", "lengths": "<i4"}
+# Article evidence travels in the cluster's metadata as its arrays (all but article_of: candidates name their
+# article by source), each as differences from the value before it (small numbers: postings ascend within a
+# term), zlib-compressed, base64: at 1M passages the raw arrays are some 100 MB, several times what the rest of
+# the metadata takes.
+_ARTICLE_ARRAYS = {name: dtype for name, dtype in ArticleEvidence.ARRAYS.items() if name != "article_of"}
 
 
 def _articles_to(articles: ArticleEvidence) -> dict[str, Any]:

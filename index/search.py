@@ -9,7 +9,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -55,6 +55,9 @@ class ArticleEvidence:
     are numbered like the passage index's terms, so a question is looked up once, and only the candidates'
     articles are scored (a binary search per question term).
     """
+
+    # The arrays as stored (index/compiled.py) and sent to a search cluster (index/remote.py), with their dtypes.
+    ARRAYS = {"article_of": "<i4", "indptr": "<i8", "articles": "<i4", "tfs": "<u2", "lengths": "<i4"}
 
     def __init__(self, article_of: np.ndarray, indptr: np.ndarray, articles: np.ndarray, tfs: np.ndarray,
                  lengths: np.ndarray, params: BM25Params = ARTICLE_PARAMS, sources: Sequence[str] = ()) -> None:
@@ -295,32 +298,28 @@ class Searcher:
         return self._co_occurs[terms]
 
     def _rank(self, weights: dict[str, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
-        """The first `depth` BM25 candidates, the first `rerank_depth` of them re-ordered (_reranked)."""
         ids = {self.index.term_ids[t]: w for t, w in weights.items() if t in self.index.term_ids}
         candidates = self._bm25(ids, max(depth, self.settings.rerank_depth), within)
-        head = candidates[:self.settings.rerank_depth]
-        of = (self.articles.article_of[[doc for doc, _ in head]].astype(np.int64)
-              if self.articles is not None and head else None)
-        return (self._reranked(ids, head, self.index, of) + candidates[self.settings.rerank_depth:])[:depth]
+        return self._reranked(ids, candidates, depth, self.index,
+                              lambda docs: self.articles.article_of[docs].astype(np.int64))  # type: ignore[union-attr]
 
-    def _reranked(self, ids: dict[int, float], candidates: list[tuple[int, float]], forward: BM25Index,
-                  of: np.ndarray | None) -> list[tuple[int, float]]:
-        """BM25 candidates with their articles' evidence (of[i]: candidate i's article) and the proximity bonus.
+    def _reranked(self, ids: dict[int, float], candidates: list[tuple[int, float]], depth: int, forward: BM25Index,
+                  articles_of: Callable[[list[int]], np.ndarray]) -> list[tuple[int, float]]:
+        """The first `depth` of the BM25 candidates, the first `rerank_depth` of them with their articles' evidence
+        (articles_of(docs): each one's article number) and the proximity bonus read from `forward`.
 
-        Only the first `rerank_depth` candidates come here; the rest follow them in BM25 order. Both bonuses
-        are never negative, so the list stays in score order, and a page past the re-ordered ones neither
-        repeats nor skips a passage: re-ordering every candidate asked for made the order depend on how
-        deep a page asked.
+        The rest follow in BM25 order. Both bonuses are never negative, so the list stays in score order, and
+        a page past the re-ordered ones neither repeats nor skips a passage: re-ordering every candidate asked
+        for made the order depend on how deep a page asked.
         """
-        if candidates and of is not None and self.settings.article_weight:
-            candidates = self._with_articles(ids, candidates, of)
-        if not candidates or not self.settings.proximity_weight:
-            return candidates
-        docs = np.array([doc for doc, _ in candidates], dtype=np.int64)
-        bonus = adjacency_bonus(forward, docs, ids) * self.settings.proximity_weight
-        scores = np.array([score for _, score in candidates]) + bonus
-        order = np.lexsort((docs, -scores))
-        return [(int(docs[i]), float(scores[i])) for i in order]
+        head, tail = candidates[:self.settings.rerank_depth], candidates[self.settings.rerank_depth:]
+        if head and self.articles is not None and self.settings.article_weight:
+            head = self._with_articles(ids, head, articles_of([doc for doc, _ in head]))
+        if head and self.settings.proximity_weight:
+            docs = np.array([doc for doc, _ in head], dtype=np.int64)
+            scores = np.array([score for _, score in head]) + adjacency_bonus(forward, docs, ids) * self.settings.proximity_weight
+            head = [(int(docs[i]), float(scores[i])) for i in np.lexsort((docs, -scores))]
+        return (head + tail)[:depth]
 
     def _bm25(self, ids: dict[int, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
         if within is None:
