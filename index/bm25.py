@@ -29,7 +29,7 @@ import threading
 from array import array
 from itertools import accumulate
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -251,7 +251,7 @@ class BM25Index:
     """
 
     def __init__(self, params: BM25Params, vocabulary: list[str], indptr: np.ndarray, doc_ids: np.ndarray,
-                 impacts: Impacts, sequence: TermSequence, doc_starts: np.ndarray) -> None:
+                 impacts: Impacts, sequence: TermSequence, doc_starts: np.ndarray, avgdl: float | None = None) -> None:
         self.params = params
         self.vocabulary = vocabulary
         self.term_ids = {term: i for i, term in enumerate(vocabulary)}
@@ -267,7 +267,9 @@ class BM25Index:
         # MaxScore's "a new candidate has acc == 0" needs every impact positive (BM25+ and BM25L always
         # are; Okapi's floored idf may not be): known once here, not rescanned per query.
         self.all_positive = bool(len(least) == 0 or least[np.diff(indptr) > 0].min(initial=1.0) > 0.0)
-        self.avgdl = float(doc_starts[-1]) / self.num_docs if self.num_docs else 0.0
+        # A segment's lengths are normalised by the average of the index it extends (index/segments.py).
+        self.own_avgdl = avgdl is None
+        self.avgdl = avgdl if avgdl is not None else (float(doc_starts[-1]) / self.num_docs if self.num_docs else 0.0)
         # One zeroed score per document for each thread that searches: allocating (and faulting in) 8 MB
         # per query cost more at a million documents than the query itself. A query leaves it zeroed.
         self._scratch = threading.local()
@@ -275,10 +277,15 @@ class BM25Index:
     # -- building -------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], params: BM25Params | None = None, **kwargs: float | str) -> "BM25Index":
-        """Index documents given as lists of analysed tokens; document i is the i-th list."""
+    def build(cls, token_lists: Iterable[Sequence[str]], params: BM25Params | None = None, *,
+              vocabulary: Sequence[str] = (), avgdl: float | None = None, **kwargs: float | str) -> "BM25Index":
+        """Index documents given as lists of analysed tokens; document i is the i-th list.
+
+        For a segment of another index (index/segments.py), avgdl is that index's average length, which
+        normalises these lengths, and vocabulary its terms, which keep their numbers (new terms follow).
+        """
         params = params or BM25Params(**kwargs)  # type: ignore[arg-type]
-        vocab: dict[str, int] = {}
+        vocab: dict[str, int] = {term: i for i, term in enumerate(vocabulary)}
         known = vocab.get
         sequence = array("i")
         lengths = array("i")
@@ -296,22 +303,25 @@ class BM25Index:
         blocks.append(_count_block(sequence, lengths, block_start, block_docs))
         postings = [np.concatenate(parts) for parts in zip(*blocks)]
         blocks.clear()          # the blocks and the whole must not coexist longer than needed: 1M documents
-        return cls._from_postings(params, list(vocab), postings, _ints(sequence), _ints(lengths))
+        return cls._from_postings(params, list(vocab), postings, _ints(sequence), _ints(lengths), avgdl)
 
     @classmethod
     def _from_postings(cls, params: BM25Params, vocabulary: list[str], postings: list[np.ndarray],
-                       sequence: np.ndarray, lengths: np.ndarray) -> "BM25Index":
-        """postings = [terms, docs, tfs] in document order; consumed (emptied) to keep the peak low."""
+                       sequence: np.ndarray, lengths: np.ndarray, avgdl: float | None = None) -> "BM25Index":
+        """postings = [terms, docs, tfs] in document order; consumed (emptied) to keep the peak low.
+
+        With avgdl given, the index is a segment of another: its terms keep their numbers."""
         terms, docs, tfs = postings
         postings.clear()
         num_docs = len(lengths)
-        # Renumbered by frequency, the forward index fits all but the rarest terms in 2 bytes.
-        by_frequency = np.argsort(-np.bincount(sequence, minlength=len(vocabulary)), kind="stable")
-        renumber = np.empty(len(vocabulary), dtype=np.int32)
-        renumber[by_frequency] = np.arange(len(vocabulary), dtype=np.int32)
-        vocabulary = [vocabulary[i] for i in by_frequency.tolist()]
-        forward = TermSequence.encode(renumber[sequence])
-        terms = renumber[terms]
+        if avgdl is None:
+            # Renumbered by frequency, the forward index fits all but the rarest terms in 2 bytes.
+            by_frequency = np.argsort(-np.bincount(sequence, minlength=len(vocabulary)), kind="stable")
+            renumber = np.empty(len(vocabulary), dtype=np.int32)
+            renumber[by_frequency] = np.arange(len(vocabulary), dtype=np.int32)
+            vocabulary = [vocabulary[i] for i in by_frequency.tolist()]
+            sequence, terms = renumber[sequence], renumber[terms]
+        forward = TermSequence.encode(sequence)
         # A stable sort by term keeps each postings list in document order.
         order = np.argsort(terms, kind="stable")
         df = np.bincount(terms, minlength=len(vocabulary)).astype(np.int64)
@@ -325,11 +335,12 @@ class BM25Index:
         total = int(lengths.sum(dtype=np.int64))
         doc_starts = np.zeros(num_docs + 1, dtype=np.int32 if total < 2**31 else np.int64)
         np.cumsum(lengths, out=doc_starts[1:])
-        avgdl = total / num_docs if num_docs else 0.0
+        extended = avgdl
+        avgdl = avgdl if avgdl is not None else (total / num_docs if num_docs else 0.0)
         codes, table = _impact_codes(params, tf, lengths, doc_ids, avgdl)
         del tf
         impacts = Impacts.from_codes(indptr, _idf(params, df, num_docs), codes, table)
-        return cls(params, vocabulary, indptr, doc_ids, impacts, forward, doc_starts)
+        return cls(params, vocabulary, indptr, doc_ids, impacts, forward, doc_starts, avgdl=extended)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -476,6 +487,10 @@ class BM25Index:
         t = self.term_ids.get(term)
         return 0 if t is None else int(self.indptr[t + 1] - self.indptr[t])
 
+    def postings(self, t: int) -> np.ndarray:
+        """Term t's documents, in order."""
+        return self.doc_ids[self.indptr[t]:self.indptr[t + 1]]
+
     # -- persistence ----------------------------------------------------------------------------
 
     def to_arrays(self) -> dict[str, bytes | memoryview]:
@@ -487,7 +502,7 @@ class BM25Index:
         was read; one read with 2-byte codes for every posting is written under today's names, every term wide.
         """
         impacts, sequence = self.impacts, self.sequence
-        meta = {"params": self.params.__dict__}
+        meta: dict[str, Any] = {"params": self.params.__dict__}
         if impacts.wide is None:
             return {"meta": json.dumps(meta).encode(), "vocabulary": lines_blob(self.vocabulary),
                     **{name: _raw(a) for name, a in (("indptr", self.indptr), ("doc_ids", self.doc_ids),
@@ -498,16 +513,20 @@ class BM25Index:
                   "impact_sub_ptr": impacts.sub_ptr, "impact_subtable": impacts.subtable, "term_codes": sequence.codes,
                   "rare_term_at": sequence.rare_at, "rare_term_ids": sequence.rare_ids, "doc_offsets": self.doc_starts}
         meta["dtypes"] = {name: a.dtype.str for name, a in arrays.items()}
+        if not self.own_avgdl:
+            meta["avgdl"] = self.avgdl
         return {"meta": json.dumps(meta).encode(), "vocabulary": lines_blob(self.vocabulary),
                 **{name: _raw(a) for name, a in arrays.items()}}
 
     @classmethod
-    def from_arrays(cls, blobs: dict[str, bytes]) -> "BM25Index":
+    def from_arrays(cls, blobs: dict[str, bytes], vocabulary: list[str] | None = None) -> "BM25Index":
         """An index as to_arrays stores it, or as stored with 2-byte impact codes for every posting, or before
-        impacts had codes (float64 per posting)."""
+        impacts had codes (float64 per posting). vocabulary, when given, replaces the stored one (a segment's
+        terms are numbered after its base's, index/segments.py)."""
         meta = json.loads(blobs["meta"])
         params = BM25Params(**meta["params"])
-        vocabulary = blobs["vocabulary"].decode().split("\n") if blobs["vocabulary"] else []
+        if vocabulary is None:
+            vocabulary = blobs["vocabulary"].decode().split("\n") if blobs["vocabulary"] else []
         if "dtypes" not in meta:
             indptr = np.frombuffer(blobs["indptr"], dtype=np.int64)
             doc_starts = np.frombuffer(blobs["doc_starts"], dtype=np.int64)
@@ -523,7 +542,8 @@ class BM25Index:
             impacts = Impacts(a["indptr"], idf, a["impact_table"], a["impact_wide"], a["impact_narrow"],
                               a["impact_start"], a["impact_sub_ptr"], a["impact_subtable"])
         return cls(params, vocabulary, a["indptr"], a["doc_ids"], impacts,
-                   TermSequence(a["term_codes"], a["rare_term_at"], a["rare_term_ids"]), a["doc_offsets"])
+                   TermSequence(a["term_codes"], a["rare_term_at"], a["rare_term_ids"]), a["doc_offsets"],
+                   avgdl=meta.get("avgdl"))
 
     @property
     def nbytes(self) -> int:
@@ -626,6 +646,9 @@ def _narrowed(codes: np.ndarray, indptr: np.ndarray, table_size: int) -> tuple[n
     bitmap over (term, code) pairs, a block of terms at a time: linear in the postings, no sort.
     """
     df = np.diff(indptr)
+    if not len(codes):          # no postings at all (a segment holding only deletions)
+        return (np.zeros(0, dtype=np.uint16), np.zeros(0, dtype=np.uint8), np.zeros(len(df), dtype=np.int32),
+                np.zeros(len(indptr), dtype=np.int32), np.zeros(0, dtype=np.uint16))
     own, used = np.zeros(len(df), dtype=bool), np.zeros(len(df), dtype=np.int64)
     if codes.dtype != np.uint16:        # a table beyond 65,536 factors: every term keeps its table codes
         return codes, np.zeros(0, dtype=np.uint8), indptr[:-1], np.zeros(len(indptr), dtype=np.int64), np.zeros(0, dtype=codes.dtype)

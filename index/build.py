@@ -26,17 +26,19 @@ import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index, BM25Params
-from .compiled import BUILD_STATE_BLOBS, INDEX_FORMAT, index_format, layout_format, stored_splitter, to_blobs
+from .compiled import (BASE_FACT_BLOBS, BUILD_STATE_BLOBS, DELTA_PREFIX, INDEX_FORMAT, BaseFacts, base_facts,
+                       delta_blobs, has_delta, index_format, layout_format, stored_splitter, to_blobs)
 from .corpus import Article, Problem, parse_file, scan_corpus
 from .memory import release_gradually
 from .errors import BuildFailed, BuildInterrupted, CorpusError, DatabaseDamaged, NewsdeskError
 from .passages import Passage, assign_ids, make_passages
 from .quotes import LAYOUT_FORMAT, LayoutMaker
-from .search import ArticleEvidence, Searcher, expansion_table
+from .search import ArticleEvidence, ExpansionGroup, Searcher, expansion_table
+from .segments import AVGDL_DRIFT, MERGE_SHARE, MERGE_SOON_SHARE, Delta, drift, sorted_positions
 from .store import BuildRecord, Writer, WriteLock, check_path, quick_check, salvage, swap_in
 from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
 
-__all__ = ("BuildReport", "Built", "Cancellation", "Counts", "rebuild", "repair", "Progress", "DEFAULT_PARAMS",
+__all__ = ("BuildReport", "Built", "Cancellation", "Counts", "rebuild", "merge", "repair", "Progress", "DEFAULT_PARAMS",
            "problem_line", "die_with_parent")
 
 _log = logging.getLogger(__name__)
@@ -70,6 +72,9 @@ class BuildReport:
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)      # what the person must know: a recovery, say
+    compiled: str = "kept"          # "whole", "delta" (index/segments.py) or "kept" (nothing changed)
+    delta_passages: int = 0         # passages in the delta segment after this build
+    merge_due: bool = False         # the delta passed MERGE_SOON_SHARE of the base: a merge should follow
 
     def to_dict(self) -> dict:
         return {
@@ -79,7 +84,8 @@ class BuildReport:
             "passages_changed": self.passage_changes.changed, "passages_removed": self.passage_changes.removed,
             "files_read": self.files_read, "files_unchanged": self.files_unchanged,
             "problems": [str(p) for p in self.problems], "seconds": round(self.seconds, 3),
-            "notes": list(self.notes),
+            "notes": list(self.notes), "compiled": self.compiled, "delta_passages": self.delta_passages,
+            "merge_due": self.merge_due,
         }
 
     def summary(self) -> str:
@@ -90,6 +96,12 @@ class BuildReport:
             f"Passages: {p.added} added, {p.changed} changed, {p.removed} removed.",
             f"Files: {self.files_read} read, {self.files_unchanged} unchanged.",
         ]
+        if self.compiled == "delta":
+            lines.append(f"Index: the changes were indexed on their own ({self.delta_passages} passages in the "
+                         f"delta segment).")
+        if self.merge_due:
+            lines.append("The delta segment has grown: a running bot merges it in the background, or run "
+                         "`newsdesk index merge`.")
         lines += [problem_line(problem) for problem in self.problems]
         return "\n".join(self.notes + lines)
 
@@ -141,21 +153,29 @@ class Cancellation:
 @dataclass
 class Built:
     """What a rebuild hands back: its report, its build record, and the searcher it compiled (None when
-    nothing changed and the stored index was kept as it was)."""
+    nothing changed and the stored index was kept as it was, or when it wrote a delta: then `delta` and
+    `expansions` are what goes over the base named `base`)."""
 
     report: BuildReport
     build: BuildRecord
     searcher: Searcher | None
+    delta: Delta | None = None
+    expansions: list[ExpansionGroup] = field(default_factory=list)
+    base: str | None = None
 
 
 def rebuild(db: Path, corpus: Path, progress: Progress | None = None, cancel: Cancellation | None = None,
-            on_wait: Callable[[str], None] | None = None, params: BM25Params = DEFAULT_PARAMS) -> Built:
+            on_wait: Callable[[str], None] | None = None, params: BM25Params = DEFAULT_PARAMS,
+            whole: bool = False) -> Built:
     """Bring the index in `db` up to date with the corpus folder; only changed files are read and analysed.
 
     Blocking: call it from a worker thread. It takes the write lock first (telling on_wait who holds it,
     if someone does). Any failure leaves the stored index as it was (the transaction rolls back); one that
     is not a NewsdeskError is reported as a BuildFailed, with the cause chained. A database that SQLite
     proves damaged is rebuilt into a new file and swapped in, its votes and build records carried over.
+
+    A few changed articles go into a delta segment beside the whole compile (index/segments.py); whole=True
+    compiles everything, merging the delta away (see merge).
     """
     cancel = cancel or Cancellation()
     db, corpus = Path(db), Path(corpus)
@@ -169,7 +189,7 @@ def rebuild(db: Path, corpus: Path, progress: Progress | None = None, cancel: Ca
                 return _recover(db, corpus, progress, cancel, params, damage)
             try:
                 with cancel.hook(writer.interrupt):
-                    return _rebuild(writer, corpus, progress, cancel, params)
+                    return _rebuild(writer, corpus, progress, cancel, params, whole)
             except DatabaseDamaged as damage:
                 writer.close()
                 return _recover(db, corpus, progress, cancel, params, damage)
@@ -181,6 +201,13 @@ def rebuild(db: Path, corpus: Path, progress: Progress | None = None, cancel: Ca
             _log.exception("Rebuild of %s failed", corpus)
             raise BuildFailed(f"The rebuild failed ({type(e).__name__}: {e}).",
                               "The previous index is unchanged and still answering.") from e
+
+
+def merge(db: Path, corpus: Path, progress: Progress | None = None, cancel: Cancellation | None = None,
+          on_wait: Callable[[str], None] | None = None) -> Built:
+    """A rebuild that compiles the whole index, merging the delta segment into it (and reading any changed
+    files, as every rebuild does). Interruptible like a rebuild: a cancelled merge leaves the delta serving."""
+    return rebuild(db, corpus, progress, cancel, on_wait, whole=True)
 
 
 @contextmanager
@@ -238,7 +265,7 @@ def _recover(db: Path, corpus: Path, progress: Progress | None, cancel: Cancella
 
 
 def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Cancellation,
-             params: BM25Params) -> Built:
+             params: BM25Params, whole: bool = False) -> Built:
     started = time.perf_counter()
 
     def report(stage: str, done: int, total: int) -> None:
@@ -273,6 +300,10 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         if untouched:
             writer.read_every_passage_row()
         known = {} if untouched else writer.passage_ids_by_key()
+        # The passages standing in the changed files before this build, and their articles: a delta
+        # segment indexes them again (index/segments.py).
+        moved = {known[key] for key in before_positions.values() if key in known}
+        touched = {source for source, _, _ in before_positions} | set(writer.primary_sources(moved).values())
         stored = writer.index_blobs(BUILD_STATE_BLOBS)
         # The sentence model is learnt once, on the first build's corpus (or again when the analysis
         # changed, when every file is re-read): re-learning it would move the cuts of long paragraphs.
@@ -298,15 +329,27 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         article_count, passage_count = writer.counts()
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
-        searcher = None
-        if current and untouched:
+        searcher, delta, expansions = None, None, []      # type: tuple[Searcher | None, Delta | None, list[ExpansionGroup]]
+        facts = base_facts(writer.index_blobs(BASE_FACT_BLOBS)) if current and not fresh else None
+        if current and untouched and not (whole and has_delta(stored)):
             _log.info("Nothing changed: the compiled index is kept")
+            compiled = "kept"
         else:
-            report("compiling", 0, passage_count)
-            searcher, blobs = _compile(writer, splitter, analyzer, vocabulary.places, params, report)
-            report("saving", 0, 1)
-            writer.replace_index(blobs)
-            del blobs
+            if facts is not None and not whole:
+                report("compiling", 0, 0)
+                made = _compile_delta(writer, analyzer, vocabulary.places, params, facts,
+                                      moved | set(new_rows.ids.values()), touched | {a.source for a in articles})
+                if made is not None:
+                    delta, expansions = made
+                    report("saving", 0, 1)
+                    writer.replace_index(delta_blobs(delta, expansions, facts.token), prefix=DELTA_PREFIX)
+            if delta is None:
+                report("compiling", 0, passage_count)
+                searcher, blobs = _compile(writer, splitter, analyzer, vocabulary.places, params, report)
+                report("saving", 0, 1)
+                writer.replace_index(blobs)
+                del blobs
+            compiled = "whole" if delta is None else "delta"
         after_signatures = {a.source: _signature(a) for a in articles}
         article_changes = _article_changes(before_signatures, after_signatures, [f.relative for f in changed] + gone)
         after_keys = {(o.source, o.paragraph, o.part): p.key for p in passages for o in p.occurrences}
@@ -314,7 +357,8 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         seconds = time.perf_counter() - started
         result = BuildReport(0, article_count, passage_count, article_changes, passage_changes,
                              files_read=len(changed), files_unchanged=len(files) - len(changed),
-                             problems=problems, seconds=seconds)
+                             problems=problems, seconds=seconds, compiled=compiled,
+                             delta_passages=len(delta.passage_ids) if delta is not None else 0)
         result.build_id = writer.add_build(str(corpus.resolve()), fingerprint, article_count, passage_count,
                                            seconds, result.to_dict())
         record = writer.current_build()
@@ -326,7 +370,11 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
     if progress is not None:
         progress("done", 1, 1)
     assert record is not None
-    return Built(result, record, searcher)
+    if delta is None:
+        return Built(result, record, searcher)
+    assert facts is not None
+    result.merge_due = len(delta.passage_ids) > MERGE_SOON_SHARE * len(facts.passage_ids)
+    return Built(result, record, None, delta, expansions, facts.token)
 
 
 def problem_line(problem: Problem) -> str:
@@ -522,6 +570,69 @@ def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, pla
     expansions = expansion_table(analyzer, aliases, places)
     searcher = Searcher(index, ids, analyzer, splitter, expansions=expansions, places=places, articles=articles)
     return searcher, to_blobs(searcher, expansions)
+
+
+def _compile_delta(writer: Writer, analyzer: Analyzer, places: list[list[str]], params: BM25Params, facts: BaseFacts,
+                   moved: set[str], touched: set[str]) -> tuple[Delta, list[ExpansionGroup]] | None:
+    """The delta segment over the stored whole compile: every passage a build since then touched, indexed again
+    with its context, and every article they stand in, whole (index/segments.py). None when a merge is due
+    instead: the delta would pass MERGE_SHARE of the base, or move the average lengths by more than AVGDL_DRIFT.
+
+    moved: the passages that stood or stand in this build's changed files; touched: the articles of those
+    files, before and after, and the primary articles of the moved passages before the change.
+    """
+    base_count = len(facts.passage_ids)
+    if params != facts.params or params.method != "plus" or not base_count:
+        return None
+    rows = list(writer.context_of(moved | set(facts.delta_ids)))
+    deleted = np.union1d(facts.deleted, sorted_positions(facts.passage_ids, sorted(moved | set(facts.delta_ids))))
+    if max(len(rows), len(deleted)) > MERGE_SHARE * base_count:
+        return None
+    context: dict[tuple[str, str | None], list[str]] = {}
+    documents = []
+    for _pid, tokens, title, section, _source in rows:
+        if (title, section) not in context:
+            context[(title, section)] = analyzer.tokenize(f"{title}\n{section or ''}")
+        documents.append(tokens.split() + context[(title, section)])
+    base_avgdl = float(facts.lengths.mean())
+    live = (facts.lengths.sum() - facts.lengths[deleted.astype(np.int64)].sum() + sum(map(len, documents))) \
+        / max(base_count - len(deleted) + len(documents), 1)
+    if drift(base_avgdl, live) > AVGDL_DRIFT:
+        return None
+    index = BM25Index.build(documents, params, vocabulary=facts.vocabulary, avgdl=base_avgdl)
+    del documents
+    # Every article a moved passage stands in, and every article this build read, is indexed again whole.
+    touched = set(facts.superseded) | touched | {row[4] for row in rows}
+    titles = writer.titles(touched)
+    sources = sorted(titles)
+    number = {source: a for a, source in enumerate(sources)}
+    members = [row for row in writer.context_of(writer.passages_in(sources)) if row[4] in number]
+    words, owners = [], []
+    for _pid, tokens, _title, _section, source in members:
+        ids = [index.term_ids.get(t) for t in tokens.split()]
+        words += [t for t in ids if t is not None]
+        owners += [number[source]] * sum(t is not None for t in ids)
+    for source in sources:
+        ids = [index.term_ids.get(t) for t in analyzer.tokenize(titles[source] or "")]
+        words += [t for t in ids if t is not None]
+        owners += [number[source]] * sum(t is not None for t in ids)
+    base_article_avgdl = float(facts.article_lengths.mean()) if len(facts.article_lengths) else 0.0
+    articles = ArticleEvidence.of_words(np.array(words, dtype=np.int64), np.array(owners, dtype=np.int64), len(sources),
+                                        len(index.vocabulary), facts.article_params, sources, avgdl=base_article_avgdl)
+    articles.article_of = np.array([number.get(row[4], -1) for row in rows], dtype=np.int32)
+    base_number = {source: a for a, source in enumerate(facts.article_sources)}
+    superseded = [base_number[s] for s in touched if s in base_number]
+    live_articles = (facts.article_lengths.sum() - facts.article_lengths[superseded].sum() + articles.lengths.sum()) \
+        / max(len(facts.article_lengths) - len(superseded) + len(sources), 1)
+    if drift(base_article_avgdl, live_articles) > AVGDL_DRIFT:
+        return None
+    # Aliases are what any passage writes: the base's, and the moved passages' own.
+    aliases = {tuple(form for form, _ in forms) for kind, forms in facts.expansions if kind == "alias"}
+    aliases |= {tuple(pair) for pair in mine_aliases(writer.texts_of(row[0] for row in rows))}
+    expansions = expansion_table(analyzer, sorted(aliases), places)
+    delta = Delta(index, [row[0] for row in rows], articles, deleted.astype(np.int64), sorted(touched),
+                  base_terms=len(facts.vocabulary))
+    return delta, expansions
 
 
 def _signature(article: Article) -> str:

@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
                 "newsdesk index build --corpus ./articles")
     build.add_argument("--json", action="store_true", help="print the build report as JSON")
     _storage_options(build)
+    merge = add(index_sub, "merge", _merge,
+                "Compile the whole index, merging the delta segment that small builds write (the bot does it in "
+                "the background when the delta grows). Ctrl-C rolls it back.", "newsdesk index merge")
+    merge.add_argument("--json", action="store_true", help="print the build report as JSON")
+    _storage_options(merge)
     repair = add(index_sub, "repair", _repair,
                  "Check the database with SQLite's integrity check; if it is damaged, keep it aside, rebuild the "
                  "index into a new file and carry over votes and build records.", "newsdesk index repair")
@@ -263,6 +268,13 @@ def _cite(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     async def job(desk, progress, cancel):
         return await desk.rebuild(progress, cancel, on_wait=_say)
+
+    return _write_command(args, job)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    async def job(desk, progress, cancel):
+        return await desk.merge(progress, cancel, on_wait=_say)
 
     return _write_command(args, job)
 

@@ -1,8 +1,10 @@
 """The engine, the one way in for the CLI and the bot: open, ask, cite, list, vote, rebuild and repair.
 
 Reads go through a read-only connection and the searcher in memory; a rebuild runs whole in a worker
-thread (the event loop only awaits it) and hands back the searcher it compiled, which is swapped in
-while searches already running finish on the old one.
+thread (the event loop only awaits it) and hands back the searcher it compiled, or the delta segment it
+wrote over the loaded one (index/segments.py), which is swapped in while searches already running finish on
+the old one. When the delta has grown, a merge follows in the background; a rebuild asked for meanwhile
+stops it (it rolls back) and runs first.
 
 An answer is one trip to a worker thread: search, the shown passages (from a cache of the loaded build's
 records, else one read transaction on a plain connection), their quotes from the layouts the build stored.
@@ -23,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, TypeVar
 
 from . import build as building
 from .build import BuildReport, Cancellation, Progress, problem_line
-from .compiled import INDEX_FORMAT, from_blobs, index_format
+from .compiled import DELTA_PREFIX, INDEX_FORMAT, base_token, from_blobs, index_format, with_delta
 from .config import Settings
-from .errors import (ArticleNotFound, DatabaseBusy, DatabaseDamaged, IndexNotBuilt, PassageNotFound, QueryError,
-                     RebuildInProgress)
+from .errors import (ArticleNotFound, BuildInterrupted, DatabaseBusy, DatabaseDamaged, IndexNotBuilt,
+                     PassageNotFound, QueryError, RebuildInProgress)
 from .listing import Named, focus_of, names_in_quotes
 from .quotes import QUOTE_CHARS, Quote, TextLayout, quote_of
 from .inert import clean, inert
@@ -146,6 +148,7 @@ class Newsdesk:
         self._background: set[asyncio.Future] = set()
         self._retiring: set[asyncio.TimerHandle] = set()     # old searchers waiting to be let go
         self._records = _Records(0)                             # of the build loaded; replaced with it
+        self._merging: tuple[asyncio.Future, Cancellation] | None = None   # the background merge, if one runs
 
     @property
     def db(self) -> Path:
@@ -264,10 +267,15 @@ class Newsdesk:
         build = await reader.current_build()
         if build is None:
             raise IndexNotBuilt("There is no index yet.", "Run: newsdesk index build")
-        blobs = await reader.index_blobs()
+        # The whole compile loaded already is kept when the stored index is the same compile (with a delta over
+        # it, or none): then only the delta's blobs are read, in the same statement as the compile's token.
+        base = self.searcher if self.searcher is not None and self.searcher.base_token is not None else None
+        blobs = await reader.index_blobs(["base", "format", "expansions"], prefix=DELTA_PREFIX) if base else {}
+        if base is None or base_token(blobs) != base.base_token:
+            base, blobs = None, await reader.index_blobs()
         if index_format(blobs) != INDEX_FORMAT:
             raise IndexNotBuilt("The stored index was made by another version of Newsdesk.", "Run: newsdesk index build")
-        searcher = await asyncio.to_thread(from_blobs, blobs)
+        searcher = await asyncio.to_thread(from_blobs, blobs, base)
         del blobs
         if self.build is not None and build.id < self.build.id:
             return                        # a newer build was swapped in while this one loaded
@@ -322,7 +330,7 @@ class Newsdesk:
 
     def _retire(self, old: Searcher) -> None:
         self._retiring = {h for h in self._retiring if not h.cancelled() and h.when() > asyncio.get_running_loop().time()}
-        task = asyncio.ensure_future(asyncio.to_thread(old.release))
+        task = asyncio.ensure_future(asyncio.to_thread(old.release, self.searcher))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -335,8 +343,45 @@ class Newsdesk:
     async def rebuild(self, progress: Progress | None = None, cancel: Cancellation | None = None,
                       on_wait: Callable[[str], None] | None = None) -> BuildReport:
         """Incremental rebuild in a worker thread, then swap. One at a time in this process (a second call
-        is refused); another process's rebuild is waited for, and on_wait is told who holds it."""
-        return (await self._write_job(building.rebuild, progress, cancel, on_wait)).report
+        is refused); another process's rebuild is waited for, and on_wait is told who holds it.
+
+        A background merge running is stopped first (it rolls back; the next rebuild that finds the delta grown
+        starts it again)."""
+        await self._stop_merge()
+        built = await self._write_job(building.rebuild, progress, cancel, on_wait)
+        if built.report.merge_due and self.searcher is not None:     # a serving desk; the CLI says to merge
+            self._merge_in_background()
+        return built.report
+
+    async def merge(self, progress: Progress | None = None, cancel: Cancellation | None = None,
+                    on_wait: Callable[[str], None] | None = None) -> BuildReport:
+        """A rebuild that compiles the whole index, merging the delta segment into it."""
+        await self._stop_merge()
+        return (await self._write_job(building.merge, progress, cancel, on_wait)).report
+
+    def _merge_in_background(self) -> None:
+        if self._merging is not None and not self._merging[0].done():
+            return
+        cancel = Cancellation()
+
+        async def run() -> None:
+            try:
+                report = (await self._write_job(building.merge, None, cancel, None)).report
+                _log.info("Background merge: %s passages compiled whole in %.1f s", report.passages, report.seconds)
+            except (BuildInterrupted, RebuildInProgress) as e:
+                _log.info("Background merge not done: %s", e.message)
+
+        task = asyncio.ensure_future(run())
+        self._merging = (task, cancel)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+
+    async def _stop_merge(self) -> None:
+        if self._merging is not None and not self._merging[0].done():
+            task, cancel = self._merging
+            cancel.cancel()
+            await asyncio.wait({task})
 
     async def repair(self, progress: Progress | None = None, cancel: Cancellation | None = None,
                      on_wait: Callable[[str], None] | None = None) -> BuildReport | None:
@@ -369,6 +414,14 @@ class Newsdesk:
             if built.searcher is not None:
                 await self._swap(built.searcher, built.build)
                 built.searcher = None
+            elif built.delta is not None and self.searcher is not None and self.searcher.base_token == built.base:
+                searcher = await asyncio.to_thread(with_delta, self.searcher, built.delta, built.expansions)
+                built.delta = None
+                await self._swap(searcher, built.build)
+            elif built.delta is not None and self.searcher is None:
+                self.build = built.build      # nothing loaded (the CLI's build): nothing to load either
+            elif built.delta is not None:
+                await self.reload()           # what we hold is not the compile the delta extends
             elif self.build is None or built.build.id != self.build.id + 1:
                 await self.reload()           # nothing changed, but what we hold is not the stored index
             else:

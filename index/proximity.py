@@ -16,15 +16,18 @@ from .bm25 import BM25Index
 __all__ = ("adjacency_bonus", "bonus_of_terms")
 
 
-def adjacency_bonus(index: BM25Index, docs: np.ndarray, weights: dict[int, float]) -> np.ndarray:
-    """The proximity score of each document in docs for a query given as {term id: weight}."""
+def adjacency_bonus(index: BM25Index, docs: np.ndarray, weights: dict[int, float],
+                    idf: np.ndarray | None = None) -> np.ndarray:
+    """The proximity score of each document in docs for a query given as {term id: weight}; idf, when given,
+    replaces the index's own (a segment's terms are weighed by the whole index's, index/segments.py)."""
     if len(weights) < 2 or not len(docs):
         return np.zeros(len(docs), dtype=np.float64)
     starts = index.doc_starts[docs]
-    return bonus_of_terms(index, docs, weights, index.sequence.gather(starts, index.doc_starts[docs + 1] - starts))
+    return bonus_of_terms(index, docs, weights, index.sequence.gather(starts, index.doc_starts[docs + 1] - starts), idf)
 
 
-def bonus_of_terms(index: BM25Index, docs: np.ndarray, weights: dict[int, float], tokens: np.ndarray) -> np.ndarray:
+def bonus_of_terms(index: BM25Index, docs: np.ndarray, weights: dict[int, float], tokens: np.ndarray,
+                   idf: np.ndarray | None = None) -> np.ndarray:
     """adjacency_bonus, given the documents' term ids one document after the other."""
     bonus = np.zeros(len(docs), dtype=np.float64)
     if len(weights) < 2 or not len(docs):
@@ -46,5 +49,6 @@ def bonus_of_terms(index: BM25Index, docs: np.ndarray, weights: dict[int, float]
     weight = np.array([min(weights[x], weights[y]) for x, y in zip(lo.tolist(), hi.tolist())])
     p = index.params
     k = p.k1 * (1 - p.b + p.b * (ends - starts)[doc] / index.avgdl)
-    np.add.at(bonus, doc, weight * np.minimum(index.idf[lo], index.idf[hi]) * tp * (p.k1 + 1) / (k + tp))
+    idf = index.idf if idf is None else idf
+    np.add.at(bonus, doc, weight * np.minimum(idf[lo], idf[hi]) * tp * (p.k1 + 1) / (k + tp))
     return bonus

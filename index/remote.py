@@ -23,7 +23,7 @@ import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
 from .backend import EMBEDDED, Candidates, StoredPassage, content_hash
-from .bm25 import BM25Params, TermSequence, _idf
+from .bm25 import BM25Index, BM25Params, TermSequence, _idf
 from .desk import Answer, Newsdesk
 from .errors import IndexNotBuilt, PassageNotFound, QueryError
 from .inert import clean
@@ -118,8 +118,8 @@ class ClusterSearcher(Searcher):
         result.partial_shards = tuple(self._local.missing)
         return result
 
-    def release(self) -> None:
-        super().release()
+    def release(self, keep: Searcher | None = None) -> None:
+        super().release(keep)
         release_gradually(self._article_number)
 
     def records(self, ids: Sequence[str]) -> dict[str, PassageRecord]:
@@ -213,20 +213,22 @@ def _articles_from(stored: dict[str, Any]) -> ArticleEvidence:
         return np.cumsum(np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype="<i4"), dtype=np.int64).astype(dtype)
 
     arrays = {name: unpacked(stored[name], dtype) for name, dtype in _ARTICLE_ARRAYS.items()}
-    return ArticleEvidence(np.zeros(0, dtype=np.int32), **arrays, params=BM25Params(**stored["params"]),
-                           sources=stored["sources"])
+    return ArticleEvidence(np.zeros(0, dtype=np.int32), arrays["indptr"], arrays["articles"], arrays["tfs"],
+                           arrays["lengths"], params=BM25Params(**stored["params"]), sources=stored["sources"])
 
 
 def meta_of(searcher: Searcher, build: BuildRecord) -> dict[str, Any]:
     """What a reader needs besides the passages: the build record, global statistics, analysis tables."""
-    index = searcher.index
+    index, articles = searcher.index, searcher.articles
+    # A cluster is written from a whole compile (ClusterDesk.rebuild merges): one index's statistics.
+    assert isinstance(index, BM25Index) and isinstance(articles, ArticleEvidence)
     cooccurring = sorted({terms for _kind, forms in searcher._groups for _form, terms in forms
                           if len(terms) > 1 and searcher._occurs(terms)})
     return {"build": asdict(build), "vocabulary": index.vocabulary, "df": np.diff(index.indptr).tolist(),
             "num_docs": index.num_docs, "avgdl": index.avgdl, "params": asdict(index.params),
             "term_map": searcher.analyzer.term_map, "sentences": searcher.splitter.to_json(),
             "expansions": searcher._groups, "cooccurring": [list(t) for t in cooccurring],
-            "articles": _articles_to(searcher.articles) if searcher.articles is not None else None}
+            "articles": _articles_to(articles)}
 
 
 async def sync(local: Newsdesk, backend: SphinxBackend, io: "_IoLoop", progress: Any = None) -> dict[str, int]:
@@ -237,6 +239,7 @@ async def sync(local: Newsdesk, backend: SphinxBackend, io: "_IoLoop", progress:
     """
     searcher, build = local._loaded()
     index = searcher.index
+    assert isinstance(index, BM25Index), "a cluster is written from a whole compile"
     reader = await local._read()
     vocabulary, sequence, starts = index.vocabulary, index.sequence, index.doc_starts
     doc_of = searcher.doc_of
@@ -331,7 +334,8 @@ class ClusterDesk(Newsdesk):
     async def rebuild(self, progress: Any = None, cancel: Any = None, on_wait: Any = None) -> Any:
         local = Newsdesk(replace(self.settings, search=EMBEDDED))
         try:
-            report = await local.rebuild(progress, cancel, on_wait=on_wait)
+            # Compiled whole: the cluster's statistics are read from one index, not from segments.
+            report = await local.merge(progress, cancel, on_wait=on_wait)
             self.last_sync = await sync(local, self.backend, self._io, progress)
             report.notes.append(f"Search cluster {self.backend.url}: {self.last_sync['written']} passages written, "
                                 f"{self.last_sync['deleted']} deleted.")

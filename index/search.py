@@ -9,7 +9,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from .bm25 import BM25Index, BM25Params, _idf
 from .errors import QueryError
 from .memory import release_gradually
 from .proximity import adjacency_bonus
+
+if TYPE_CHECKING:
+    from .segments import SegmentedArticles, SegmentedIndex
 
 __all__ = ("Searcher", "SearchResult", "Hit", "Expansion", "SearchSettings", "ExpansionGroup", "expansion_table",
            "ArticleEvidence", "ARTICLE_PARAMS")
@@ -60,7 +63,8 @@ class ArticleEvidence:
     ARRAYS = {"article_of": "<i4", "indptr": "<i8", "articles": "<i4", "tfs": "<u2", "lengths": "<i4"}
 
     def __init__(self, article_of: np.ndarray, indptr: np.ndarray, articles: np.ndarray, tfs: np.ndarray,
-                 lengths: np.ndarray, params: BM25Params = ARTICLE_PARAMS, sources: Sequence[str] = ()) -> None:
+                 lengths: np.ndarray, params: BM25Params = ARTICLE_PARAMS, sources: Sequence[str] = (),
+                 avgdl: float | None = None) -> None:
         if params.method != "plus":
             raise ValueError("Article evidence scores with BM25+ only.")
         self.article_of = article_of        # passage number -> article number
@@ -71,7 +75,9 @@ class ArticleEvidence:
         self.lengths = lengths              # words per article
         self.params = params
         self.idf = _idf(params, np.diff(indptr), len(lengths))
-        self.avgdl = float(lengths.mean()) if len(lengths) else 0.0
+        # A segment's articles are normalised by the average length of the index it extends (index/segments.py).
+        self.own_avgdl = avgdl is None
+        self.avgdl = avgdl if avgdl is not None else (float(lengths.mean()) if len(lengths) else 0.0)
 
     @classmethod
     def build(cls, index: BM25Index, article_of: np.ndarray, own_lengths: np.ndarray,
@@ -79,27 +85,37 @@ class ArticleEvidence:
               sources: Sequence[str] = ()) -> "ArticleEvidence":
         """From the passage index: passage i's first own_lengths[i] words are its own (the rest is the context it
         is indexed with); titles[a] is article a's title as term numbers."""
-        count = len(titles)
-        per = max(count, 1)
+        own = index.sequence.gather(index.doc_starts[:-1], own_lengths)
         title_lengths = np.array([len(t) for t in titles], dtype=np.int64)
+        words = np.concatenate([own] + [np.asarray(t, dtype=np.int64) for t in titles])
+        del own
+        owners = np.concatenate([np.repeat(article_of, own_lengths), np.repeat(np.arange(len(titles), dtype=np.int32), title_lengths)])
+        evidence = cls.of_words(words, owners, len(titles), len(index.vocabulary), params, sources)
+        evidence.article_of = article_of
+        return evidence
+
+    @classmethod
+    def of_words(cls, words: np.ndarray, owners: np.ndarray, count: int, vocabulary_size: int,
+                 params: BM25Params = ARTICLE_PARAMS, sources: Sequence[str] = (),
+                 avgdl: float | None = None) -> "ArticleEvidence":
+        """From every word of every article: words[i] (a term number, int64; consumed) belongs to article owners[i]."""
+        per = max(count, 1)
         # One int64 key per word, term * articles + article, sorted in place: every other array is freed or
         # narrower, which keeps the peak near 16 bytes a word (at 930k passages, 26M words).
-        own = index.sequence.gather(index.doc_starts[:-1], own_lengths)
-        keys = np.concatenate([own] + [np.asarray(t, dtype=np.int64) for t in titles])
-        del own
+        lengths = np.bincount(owners, minlength=count).astype(np.int32)
+        keys = words
         keys *= per
-        keys[:keys.size - int(title_lengths.sum())] += np.repeat(article_of, own_lengths)
-        keys[keys.size - int(title_lengths.sum()):] += np.repeat(np.arange(count, dtype=np.int32), title_lengths)
+        keys += owners
+        del owners
         keys.sort()
         firsts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if keys.size else np.zeros(0, np.int64)
         tfs = np.diff(np.append(firsts, keys.size))
         keys = keys[firsts]
-        lengths = (np.bincount(article_of, weights=own_lengths, minlength=count) + title_lengths).astype(np.int32)
         term_of = keys // per
-        indptr = np.zeros(len(index.vocabulary) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term_of, minlength=len(index.vocabulary)), out=indptr[1:])
-        return cls(article_of, indptr, (keys % per).astype(np.int32),
-                   np.minimum(tfs, np.iinfo(np.uint16).max).astype(np.uint16), lengths, params, sources)
+        indptr = np.zeros(vocabulary_size + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_of, minlength=vocabulary_size), out=indptr[1:])
+        return cls(np.zeros(0, dtype=np.int32), indptr, (keys % per).astype(np.int32),
+                   np.minimum(tfs, np.iinfo(np.uint16).max).astype(np.uint16), lengths, params, sources, avgdl)
 
     @property
     def nbytes(self) -> int:
@@ -108,20 +124,28 @@ class ArticleEvidence:
     def scores(self, named: np.ndarray, weights: dict[int, float]) -> np.ndarray:
         """BM25+ scores of these distinct article numbers, ascending, for a query of passage-index term numbers
         (rank-bm25's BM25Plus over the articles, counting only terms some article contains)."""
+        constant = sum(w * float(self.idf[t]) * self.params.delta for t, w in weights.items() if self._holds(t))
+        return self.impacts(named, weights) + constant
+
+    def impacts(self, named: np.ndarray, weights: dict[int, float]) -> np.ndarray:
+        """The scores less BM25+'s constant part: what each named article's own words add."""
         p = self.params
         out = np.zeros(len(named))
         norm = p.k1 * (1 - p.b + p.b * self.lengths[named] / (self.avgdl or 1.0))
         for t, w in weights.items():
-            lo, hi = self.indptr[t], self.indptr[t + 1]
-            if lo == hi:
+            if not self._holds(t):
                 continue
+            lo, hi = self.indptr[t], self.indptr[t + 1]
             postings = self.articles[lo:hi]
             pos = np.minimum(np.searchsorted(postings, named), len(postings) - 1)
             hit = np.flatnonzero(postings[pos] == named)
             tf = self.tfs[lo + pos[hit]].astype(np.float64)
-            out += w * self.idf[t] * p.delta
             out[hit] += w * self.idf[t] * (tf * (p.k1 + 1) / (tf + norm[hit]))
         return out
+
+    def _holds(self, t: int) -> bool:
+        """Whether some article holds term t (a later segment's new terms are past this index's numbers)."""
+        return t + 1 < len(self.indptr) and self.indptr[t] != self.indptr[t + 1]
 
 
 @dataclass(frozen=True)
@@ -181,12 +205,13 @@ def expansion_table(analyzer: Analyzer, aliases: Sequence[Sequence[str]],
 class Searcher:
     """Holds one compiled index and answers questions against it."""
 
-    def __init__(self, index: BM25Index, passage_ids: Sequence[str], analyzer: Analyzer,
+    def __init__(self, index: "BM25Index | SegmentedIndex", passage_ids: Sequence[str], analyzer: Analyzer,
                  splitter: SentenceSplitter, expansions: Sequence[ExpansionGroup] = (),
                  places: Sequence[Sequence[str]] = (), settings: SearchSettings | None = None,
-                 articles: ArticleEvidence | None = None) -> None:
+                 articles: "ArticleEvidence | SegmentedArticles | None" = None) -> None:
         self.index = index
         self.articles = articles
+        self.base_token: str | None = None      # the whole compile this searcher's arrays come from (compiled.py)
         self.passage_ids = list(passage_ids)
         self.analyzer = analyzer
         self.splitter = splitter
@@ -202,11 +227,26 @@ class Searcher:
                     self._groups_of_term.setdefault(t, []).append(g)
         self._co_occurs: dict[tuple[str, ...], bool] = {}
 
-    def release(self) -> None:
+    def release(self, keep: "Searcher | None" = None) -> None:
         """Empty the big Python structures a slice at a time (in a worker thread), once no search uses this
-        searcher any more: freed whole they would hold the GIL for as long as they take to free."""
-        release_gradually(self.passage_ids, self.index.vocabulary, self.index.term_ids, self.__dict__.pop("doc_of", {}),
-                          self._groups_of_term, self.articles.sources if self.articles is not None else [])
+        searcher any more: freed whole they would hold the GIL for as long as they take to free.
+
+        keep: the searcher that replaced this one; what they share (a whole compile under a delta) stays."""
+        shared = {id(part) for part in keep._big_parts()} if keep is not None else set()
+        release_gradually(self.passage_ids, self.__dict__.pop("doc_of", {}), self._groups_of_term,
+                          *(part for part in self._big_parts() if id(part) not in shared))
+
+    def _big_parts(self) -> list:
+        """The large lists and dicts of this searcher's index and article evidence, per segment."""
+        from .segments import SegmentedArticles, SegmentedIndex      # it imports this module
+
+        indexes = [self.index.base, self.index.delta] if isinstance(self.index, SegmentedIndex) else [self.index]
+        parts: list = [part for index in indexes for part in (index.vocabulary, index.term_ids)]
+        if self.articles is not None:
+            parts.append(self.articles.sources)
+            if isinstance(self.articles, SegmentedArticles):
+                parts += [self.articles.base.sources, self.articles.delta.sources]
+        return parts
 
     @cached_property
     def doc_of(self) -> dict[str, int]:
@@ -292,7 +332,7 @@ class Searcher:
             docs: np.ndarray | None = None
             for term in terms:
                 t = self.index.term_ids.get(term)
-                postings = self.index.doc_ids[self.index.indptr[t]:self.index.indptr[t + 1]] if t is not None else np.zeros(0, np.int32)
+                postings = self.index.postings(t) if t is not None else np.zeros(0, np.int32)
                 docs = postings if docs is None else np.intersect1d(docs, postings, assume_unique=True)
             self._co_occurs[terms] = docs is not None and bool(len(docs))
         return self._co_occurs[terms]
@@ -303,7 +343,8 @@ class Searcher:
         return self._reranked(ids, candidates, depth, self.index,
                               lambda docs: self.articles.article_of[docs].astype(np.int64))  # type: ignore[union-attr]
 
-    def _reranked(self, ids: dict[int, float], candidates: list[tuple[int, float]], depth: int, forward: BM25Index,
+    def _reranked(self, ids: dict[int, float], candidates: list[tuple[int, float]], depth: int,
+                  forward: "BM25Index | SegmentedIndex",
                   articles_of: Callable[[list[int]], np.ndarray]) -> list[tuple[int, float]]:
         """The first `depth` of the BM25 candidates, the first `rerank_depth` of them with their articles' evidence
         (articles_of(docs): each one's article number) and the proximity bonus read from `forward`.
@@ -317,7 +358,7 @@ class Searcher:
             head = self._with_articles(ids, head, articles_of([doc for doc, _ in head]))
         if head and self.settings.proximity_weight:
             docs = np.array([doc for doc, _ in head], dtype=np.int64)
-            scores = np.array([score for _, score in head]) + adjacency_bonus(forward, docs, ids) * self.settings.proximity_weight
+            scores = np.array([score for _, score in head]) + _proximity(forward, docs, ids) * self.settings.proximity_weight
             head = [(int(docs[i]), float(scores[i])) for i in np.lexsort((docs, -scores))]
         return (head + tail)[:depth]
 
@@ -372,7 +413,7 @@ class Searcher:
             t = self.index.term_ids.get(term)
             if t is None:
                 continue
-            postings = self.index.doc_ids[self.index.indptr[t]:self.index.indptr[t + 1]]
+            postings = self.index.postings(t)
             pos = np.minimum(np.searchsorted(postings, wanted), len(postings) - 1)
             for i in np.flatnonzero(postings[pos] == wanted):
                 found[i].add(term)
@@ -404,6 +445,11 @@ class Searcher:
     def _matched_words(self, question: str, matched: frozenset[str]) -> str:
         words = [question[s:e] for s, e, word_terms in self.analyzer.word_spans(question) if matched & set(word_terms)]
         return ", ".join(dict.fromkeys(words)) or "nothing"
+
+
+def _proximity(forward: "BM25Index | SegmentedIndex", docs: np.ndarray, ids: dict[int, float]) -> np.ndarray:
+    segmented = getattr(forward, "proximity", None)      # a SegmentedIndex reads each document from its own segment
+    return segmented(docs, ids) if segmented is not None else adjacency_bonus(forward, docs, ids)  # type: ignore[arg-type]
 
 
 def _dedupe(expansions: list[Expansion]) -> list[Expansion]:

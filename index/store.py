@@ -378,8 +378,15 @@ class Reader:
         rows = await self._all("SELECT * FROM builds ORDER BY id DESC LIMIT 1")
         return _build_record(rows[0]) if rows else None
 
-    async def index_blobs(self) -> dict[str, bytes]:
-        return {name: bytes(data) for name, data in await self._all("SELECT name, data FROM index_blobs")}
+    async def index_blobs(self, names: Sequence[str] | None = None, prefix: str | None = None) -> dict[str, bytes]:
+        """Every stored blob; or those named, and (with prefix) those whose names start with it."""
+        if names is None and prefix is None:
+            rows = await self._all("SELECT name, data FROM index_blobs")
+        else:
+            names = list(names or ())
+            rows = await self._all(f"SELECT name, data FROM index_blobs WHERE name IN ({','.join('?' * len(names))}) "
+                                   "OR substr(name, 1, ?) = ?", [*names, len(prefix or ""), prefix or "\x00"])
+        return {name: bytes(data) for name, data in rows}
 
     async def passages(self, ids: Sequence[str]) -> dict[str, PassageRecord]:
         """Passages by ID with every place they stand; unknown IDs are simply absent."""
@@ -741,6 +748,45 @@ class Writer:
         for (text,) in self.conn.execute("SELECT text FROM passages ORDER BY id"):
             yield text
 
+    # -- what a delta segment reads (index/segments.py): only the passages and articles a build touched --
+
+    def context_of(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str, str | None, str]]:
+        """passages_with_context for these passage IDs only (absent ones are left out), in ID order."""
+        for chunk in _chunks(sorted(set(ids)), 500):
+            last = None
+            for row in self.conn.execute(
+                    f"""SELECT p.id, p.tokens, a.title, o.section, a.source
+                       FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
+                       WHERE p.id IN ({",".join("?" * len(chunk))}) ORDER BY p.id, {_PRIMARY_FIRST}""", chunk):
+                if row[0] != last:
+                    last = row[0]
+                    yield row
+
+    def primary_sources(self, ids: Iterable[str]) -> dict[str, str]:
+        """Passage ID -> the article of its primary place, for these passages (absent ones are left out)."""
+        return {pid: source for pid, _tokens, _title, _section, source in self.context_of(ids)}
+
+    def passages_in(self, sources: Iterable[str]) -> set[str]:
+        """The IDs of every passage that stands in one of these articles."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(sources)), 500):
+            found.update(pid for (pid,) in self.conn.execute(
+                f"SELECT DISTINCT passage_id FROM occurrences WHERE source IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
+    def texts_of(self, ids: Iterable[str]) -> Iterator[str]:
+        for chunk in _chunks(sorted(set(ids)), 500):
+            for (text,) in self.conn.execute(f"SELECT text FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                yield text
+
+    def titles(self, sources: Iterable[str]) -> dict[str, str]:
+        """Source -> title, for the articles among these that exist."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(sources)), 500):
+            found.update(self.conn.execute(
+                f"SELECT source, title FROM articles WHERE source IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
     def index_blobs(self, names: Sequence[str] | None = None) -> dict[str, bytes]:
         if names is None:
             rows = self.conn.execute("SELECT name, data FROM index_blobs")
@@ -749,10 +795,12 @@ class Writer:
                                      list(names))
         return {name: bytes(data) for name, data in rows}
 
-    def replace_index(self, blobs: dict[str, bytes | memoryview]) -> None:
+    def replace_index(self, blobs: dict[str, bytes | memoryview], prefix: str = "") -> None:
         """Each blob is written a piece at a time: handed to SQLite whole, a 100+ MB array is copied in one
-        call that holds the GIL (and stalls the bot's event loop) for as long."""
-        self.conn.execute("DELETE FROM index_blobs")
+        call that holds the GIL (and stalls the bot's event loop) for as long.
+
+        With a prefix, only the blobs whose names start with it are replaced (a delta segment's); the rest stay."""
+        self.conn.execute("DELETE FROM index_blobs WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
         for name, data in blobs.items():
             view = memoryview(data).cast("B")
             cursor = self.conn.execute("INSERT INTO index_blobs (name, data) VALUES (?, zeroblob(?))", (name, len(view)))
