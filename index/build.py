@@ -31,7 +31,7 @@ from .compiled import (BASE_FACT_BLOBS, BUILD_STATE_BLOBS, DELTA_PREFIX, INDEX_F
 from .corpus import Article, Problem, parse_file, scan_corpus
 from .memory import release_gradually
 from .errors import BuildFailed, BuildInterrupted, CorpusError, DatabaseDamaged, NewsdeskError
-from .passages import Passage, assign_ids, make_passages
+from .passages import Passage, assign_ids, make_passages, short_id
 from .quotes import LAYOUT_FORMAT, LayoutMaker
 from .search import ArticleEvidence, ExpansionGroup, Searcher, expansion_table
 from .segments import AVGDL_DRIFT, MERGE_SHARE, MERGE_SOON_SHARE, Delta, drift, sorted_positions
@@ -290,19 +290,17 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         gone = [name for name in stored_hashes if name not in present]
         articles, parse_problems = _parse_all(changed, report)
         problems += parse_problems
-        # With no file changed or gone there is no article to compare and no passage to match or remove:
-        # reading them all was most of such a build (5 s at 1M passages). Every passage row is still read,
-        # keeping nothing: that scan is what meets a damaged page, so a build after a reader's "damaged"
-        # error still recovers the database.
+        # Only the changed files' articles and passages are read back (reading them all was most of a small
+        # build: 5 s at 1M passages). Every passage row is still read, keeping nothing: that scan is what
+        # meets a damaged page, so a build after a reader's "damaged" error still recovers the database.
         untouched = not changed and not gone
-        before_signatures = {} if untouched else writer.article_signatures()
+        before_signatures = writer.article_signatures([f.relative for f in changed] + gone)
         before_positions = writer.occurrence_keys([f.relative for f in changed] + gone)
-        if untouched:
-            writer.read_every_passage_row()
-        known = {} if untouched else writer.passage_ids_by_key()
+        writer.read_every_passage_row()
+        known = writer.passage_ids_by_key(set(before_positions.values()))
         # The passages standing in the changed files before this build, and their articles: a delta
         # segment indexes them again (index/segments.py).
-        moved = {known[key] for key in before_positions.values() if key in known}
+        moved = set(known.values())
         touched = {source for source, _, _ in before_positions} | set(writer.primary_sources(moved).values())
         stored = writer.index_blobs(BUILD_STATE_BLOBS)
         # The sentence model is learnt once, on the first build's corpus (or again when the analysis
@@ -314,18 +312,19 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         if splitter is None:
             splitter = SentenceSplitter.train(p.text for a in articles for p in a.paragraphs)
         passages = make_passages(articles, splitter)
+        known.update(writer.passage_ids_by_key(p.key for p in passages if p.key not in known))
         report("writing", 0, 1)
         writer.delete_files([f.relative for f in changed] + gone)
         _write_articles(writer, articles, {f.relative: f.digest for f in changed})
         analyzer = make_analyzer(vocabulary)    # one per build: the irregular table is stemmed once
-        new_rows = _analyse(passages, known, analyzer, splitter, fresh, report, cancel)
+        new_rows = _analyse(passages, known, _taken_ids(writer, passages, known), analyzer, splitter, fresh, report, cancel)
         writer.update_tokens((tokens, layout, key) for key, (tokens, layout) in new_rows.refreshed.items())
         writer.insert_passages(new_rows.inserted)
         if stale_layouts:
             _lay_out_stored(writer, analyzer, splitter, report, cancel)
         writer.insert_occurrences(
             (o.source, o.paragraph, o.part, new_rows.ids[p.key], o.section) for p in passages for o in p.occurrences)
-        removed = 0 if untouched else writer.delete_orphan_passages()
+        removed = writer.delete_orphan_passages(moved)
         article_count, passage_count = writer.counts()
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
@@ -337,8 +336,8 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         else:
             if facts is not None and not whole:
                 report("compiling", 0, 0)
-                made = _compile_delta(writer, analyzer, vocabulary.places, params, facts,
-                                      moved | set(new_rows.ids.values()), touched | {a.source for a in articles})
+                made = _compile_delta(writer, analyzer, params, facts, moved | set(new_rows.ids.values()),
+                                      touched | {a.source for a in articles})
                 if made is not None:
                     delta, expansions = made
                     report("saving", 0, 1)
@@ -399,10 +398,25 @@ class _Analysed:
     refreshed: dict[str, tuple[str, bytes]]  # key -> (tokens, layout): stored passages whose analysis changed
 
 
-def _analyse(passages: list[Passage], known: dict[str, str], analyzer: Analyzer, splitter: SentenceSplitter,
-             fresh: bool, report: Progress, cancel: Cancellation) -> _Analysed:
-    """Tokens and layouts for the passages not stored yet (and for all of them when the analysis itself changed)."""
-    new_ids = assign_ids((p.key for p in passages), known, _set_in_slices(known.values()))
+def _taken_ids(writer: Writer, passages: list[Passage], known: dict[str, str]) -> set[str]:
+    """The stored IDs a new passage's ID must avoid: those sharing a new passage's short prefix (a lengthened ID
+    keeps the prefix), or every stored ID when the new passages are many."""
+    new = [p.key for p in passages if p.key not in known]
+    if len(new) > FEW_NEW_PASSAGES:
+        return writer.all_passage_ids()
+    return writer.ids_starting({short_id(key) for key in new})
+
+
+# Up to this many new passages, the stored IDs they could collide with are looked up one prefix at a time.
+FEW_NEW_PASSAGES = 20_000
+
+
+def _analyse(passages: list[Passage], known: dict[str, str], taken: set[str], analyzer: Analyzer,
+             splitter: SentenceSplitter, fresh: bool, report: Progress, cancel: Cancellation) -> _Analysed:
+    """Tokens and layouts for the passages not stored yet (and for all of them when the analysis itself changed).
+
+    known: key -> ID of every stored passage among them; taken: the stored IDs new ones could collide with."""
+    new_ids = assign_ids((p.key for p in passages), known, taken)
     ids = {p.key: known.get(p.key) or new_ids[p.key] for p in passages}
     todo = [p for p in passages if fresh or p.key not in known]
     report("analysing", 0, len(todo))
@@ -425,14 +439,6 @@ def _lay_out_stored(writer: Writer, analyzer: Analyzer, splitter: SentenceSplitt
         analysed = _tokenize_all([text for _, text in rows], analyzer, splitter, report, cancel, tokens=False)
         writer.set_layouts((layout, rowid) for (rowid, _), (_, layout) in zip(rows, analysed))
         after, done = rows[-1][0], done + len(rows)
-
-
-def _set_in_slices(values: Iterable[str]) -> set[str]:
-    """set(values), grown a slice at a time: in one call, a million IDs hold the GIL for ~300 ms."""
-    items, taken = list(values), set()
-    for start in range(0, len(items), 20_000):
-        taken.update(items[start:start + 20_000])
-    return taken
 
 
 # Below this many texts a second process costs more than it saves.
@@ -572,8 +578,8 @@ def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, pla
     return searcher, to_blobs(searcher, expansions)
 
 
-def _compile_delta(writer: Writer, analyzer: Analyzer, places: list[list[str]], params: BM25Params, facts: BaseFacts,
-                   moved: set[str], touched: set[str]) -> tuple[Delta, list[ExpansionGroup]] | None:
+def _compile_delta(writer: Writer, analyzer: Analyzer, params: BM25Params, facts: BaseFacts, moved: set[str],
+                   touched: set[str]) -> tuple[Delta, list[ExpansionGroup]] | None:
     """The delta segment over the stored whole compile: every passage a build since then touched, indexed again
     with its context, and every article they stand in, whole (index/segments.py). None when a merge is due
     instead: the delta would pass MERGE_SHARE of the base, or move the average lengths by more than AVGDL_DRIFT.
@@ -626,10 +632,10 @@ def _compile_delta(writer: Writer, analyzer: Analyzer, places: list[list[str]], 
         / max(len(facts.article_lengths) - len(superseded) + len(sources), 1)
     if drift(base_article_avgdl, live_articles) > AVGDL_DRIFT:
         return None
-    # Aliases are what any passage writes: the base's, and the moved passages' own.
-    aliases = {tuple(form for form, _ in forms) for kind, forms in facts.expansions if kind == "alias"}
-    aliases |= {tuple(pair) for pair in mine_aliases(writer.texts_of(row[0] for row in rows))}
-    expansions = expansion_table(analyzer, sorted(aliases), places)
+    # Aliases are what any passage writes: the base's (analysed already), and those the moved passages add.
+    known_aliases = {tuple(form for form, _ in forms) for kind, forms in facts.expansions if kind == "alias"}
+    new_aliases = [pair for pair in mine_aliases(writer.texts_of(row[0] for row in rows)) if tuple(pair) not in known_aliases]
+    expansions = list(facts.expansions) + expansion_table(analyzer, new_aliases, [])
     delta = Delta(index, [row[0] for row in rows], articles, deleted.astype(np.int64), sorted(touched),
                   base_terms=len(facts.vocabulary))
     return delta, expansions

@@ -669,8 +669,13 @@ class Writer:
     def file_hashes(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT DISTINCT file, file_hash FROM articles"))
 
-    def article_signatures(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT source, signature FROM articles"))
+    def article_signatures(self, files: Iterable[str]) -> dict[str, str]:
+        """Source -> signature, for the articles of the given files."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(files), 500):
+            found.update(self.conn.execute(
+                f"SELECT source, signature FROM articles WHERE file IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     def occurrence_keys(self, files: Iterable[str]) -> dict[tuple[str, int, int], str]:
         """(source, paragraph, part) -> passage key, for the articles of the given files."""
@@ -684,12 +689,27 @@ class Writer:
                 result[(source, paragraph, part)] = key
         return result
 
-    def passage_ids_by_key(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT key, id FROM passages"))
+    def passage_ids_by_key(self, keys: Iterable[str]) -> dict[str, str]:
+        """Key -> ID, for the stored passages among these keys."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(keys), 500):
+            found.update(self.conn.execute(f"SELECT key, id FROM passages WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
+    def ids_starting(self, prefixes: Iterable[str]) -> set[str]:
+        """The stored passage IDs that start with one of these prefixes (a new ID must not be one of them)."""
+        found: set[str] = set()
+        for prefix in prefixes:
+            found.update(pid for (pid,) in self.conn.execute(
+                "SELECT id FROM passages WHERE id >= ? AND id < ?", (prefix, prefix + "\uffff")))
+        return found
+
+    def all_passage_ids(self) -> set[str]:
+        return {pid for (pid,) in self.conn.execute("SELECT id FROM passages")}
 
     def read_every_passage_row(self) -> int:
         """Read each row of the passages table where it is stored (not through an index), keeping nothing:
-        what meets a damaged page, as passage_ids_by_key's scan does, without building a dict of them."""
+        what meets a damaged page, so that a build after a reader's "damaged" error still recovers the database."""
         return self.conn.execute("SELECT count(key) FROM passages NOT INDEXED").fetchone()[0]
 
     def delete_files(self, files: Iterable[str]) -> None:
@@ -726,10 +746,16 @@ class Writer:
         """(layout, rowid) pairs."""
         self.conn.executemany("UPDATE passages SET layout = ? WHERE rowid = ?", rows)
 
-    def delete_orphan_passages(self) -> int:
-        cursor = self.conn.execute(
-            "DELETE FROM passages WHERE id NOT IN (SELECT DISTINCT passage_id FROM occurrences)")
-        return cursor.rowcount
+    def delete_orphan_passages(self, candidates: Iterable[str]) -> int:
+        """Delete those of the candidates no article holds any more (only passages whose places were deleted
+        can be orphans); how many were deleted."""
+        deleted = 0
+        for chunk in _chunks(sorted(set(candidates)), 500):
+            cursor = self.conn.execute(
+                f"""DELETE FROM passages WHERE id IN ({','.join('?' * len(chunk))})
+                    AND NOT EXISTS (SELECT 1 FROM occurrences o WHERE o.passage_id = passages.id)""", chunk)
+            deleted += cursor.rowcount
+        return deleted
 
     def passages_with_context(self) -> Iterator[tuple[str, str, str, str | None, str]]:
         """(id, tokens, title, section, source) of every passage in ID order, the document order of the
