@@ -6,7 +6,10 @@
 ``serve`` is the serving process bench.run measures: it opens the desk, answers the questions through the
 bot's renderer (bot.views.ask_page), and prints its resident memory (RSS and PSS) as a JSON line; with
 ``--hold`` it then waits on stdin for ``refresh`` (load the build another process committed, answer once,
-print its memory again), ``settle`` (the same after the replaced indexes' grace period) or ``quit``.
+print its memory again), ``load`` and ``stop`` (answer question after question, as fast as one asker can,
+until told to stop; print answers/s and the answers' times: bench.run compares an idle window with one
+spanning `newsdesk index build`), ``reindex`` (the bot's /reindex: ``Newsdesk.rebuild()`` in this process
+while one asker keeps answering), ``settle`` (memory after the replaced indexes' grace period) or ``quit``.
 ``topk`` times BM25 top-k on the product's own index (its k1, b and the titles each passage is indexed with)
 against bm25s-numba given the same documents' term ids and the same parameters, question by question in
 turn (bench/topk.py's measure).
@@ -76,6 +79,7 @@ async def _serve(a: Any) -> dict:
                "passages": desk.build.passages, "build": desk.build.id,
                "index_arrays_mb": (passage_index + articles) / 1e6, "passage_index_mb": passage_index / 1e6,
                "article_evidence_mb": articles / 1e6, **_memory()})
+        asker: _Asker | None = None
         while a.hold:
             line = (await asyncio.to_thread(sys.stdin.readline)).strip()
             if line == "refresh":
@@ -84,7 +88,26 @@ async def _serve(a: Any) -> dict:
                 refreshed = time.perf_counter() - began
                 await ask_page(desk, questions[0], 5, 0, None)
                 _emit({"refreshed": changed, "refresh_s": refreshed, "build": desk.build.id,
-                       "passages": desk.build.passages, **_memory()})
+                       "passages": desk.build.passages, **_segments(desk.searcher), **_memory()})
+            elif line == "load" and asker is None:
+                asker = _Asker(desk, questions[1:a.answers])
+            elif line == "stop" and asker is not None:
+                # The window closes once this process has loaded what was committed meanwhile, as a bot does
+                # within index.desk.REFRESH_EVERY_S of its next ask: the load is part of taking in an article.
+                # An ask may have started that load in the background already (then refresh() returns at once).
+                await desk.refresh()
+                while getattr(desk, "_refreshing", False):
+                    await asyncio.sleep(0.01)
+                answered = await asker.stop()
+                asker = None
+                _emit({**answered, "build": desk.build.id, **_segments(desk.searcher), **_memory()})
+            elif line == "reindex":
+                asker = _Asker(desk, questions[1:a.answers])
+                report = await desk.rebuild()
+                answered = await asker.stop()
+                asker = None
+                _emit({**answered, "report": report.to_dict(), "build": desk.build.id, **_segments(desk.searcher),
+                       **_memory()})
             elif line == "settle":
                 # Replaced indexes are let go READER_GRACE_S after the swap: what stays resident after that.
                 from index.desk import READER_GRACE_S
@@ -97,6 +120,45 @@ async def _serve(a: Any) -> dict:
     finally:
         await desk.close()
     return {"closed": True}
+
+
+class _Asker:
+    """One asker answering question after question through the bot's renderer until stopped: what a busy
+    channel asks of the desk. Answers/s over its own window, and each answer's time."""
+
+    def __init__(self, desk: Any, questions: list[str]) -> None:
+        self.desk, self.questions = desk, questions
+        self.times: list[float] = []
+        self.builds_seen: set[int] = set()
+        self._stopping = asyncio.Event()
+        self.began = time.perf_counter()
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        from bot.views import ask_page
+
+        i = 0
+        while not self._stopping.is_set():
+            began = time.perf_counter()
+            await ask_page(self.desk, self.questions[i % len(self.questions)], 5, 0, None)
+            self.times.append(time.perf_counter() - began)
+            self.builds_seen.add(self.desk.build.id)
+            i += 1
+
+    async def stop(self) -> dict:
+        self._stopping.set()
+        await self.task                # the answer under way finishes: it counts, and so does its time
+        window = time.perf_counter() - self.began
+        ms = np.array(self.times) * 1000 if self.times else np.zeros(1)
+        return {"answers": len(self.times), "window_s": window, "answers_per_s": len(self.times) / window,
+                "answer_p50_ms": float(np.percentile(ms, 50)), "answer_p95_ms": float(np.percentile(ms, 95)),
+                "answer_max_ms": float(ms.max()), "builds_answered_from": sorted(self.builds_seen)}
+
+
+def _segments(searcher: Any) -> dict:
+    """Whether the loaded index is a whole compile or a base with a delta over it, and the delta's size."""
+    delta = getattr(searcher.index, "delta", None)
+    return {"index": type(searcher.index).__name__, "delta_docs": delta.num_docs if delta is not None else 0}
 
 
 def _documents(index: Any) -> list[list[int]]:

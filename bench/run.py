@@ -14,8 +14,14 @@ them repeated to 1M with distinct texts) and a SQLite file, each step a process 
    RSS and PSS, and the index arrays it holds;
 3. `--repeats` times, alternating: one new 20-paragraph article is added to the corpus folder and
    `newsdesk index build` run (wall, builder tree peak: the memory the add takes beside the serving
-   process), the serving process loads that build (its memory after), then `newsdesk index build` with
-   nothing changed; medians; then the serving process's memory once the replaced indexes are let go;
+   process; the build's own report says whether it wrote a delta segment and how many passages the delta
+   holds), the serving process loads that build (Newsdesk.refresh: it reuses the base it holds and reads
+   the delta; time and memory after), then `newsdesk index build` with nothing changed; medians. Then one
+   asker in the serving process answers as fast as it can: idle, while `newsdesk index build` adds one
+   more article (until the serving process has loaded it), and while the serving process rebuilds itself
+   after another (the bot's /reindex); answers/s against idle. Then `newsdesk index merge` (the delta
+   compiled whole; wall, tree peak) and the serving process loading that whole compile; then its memory
+   once the replaced indexes are let go;
 4. restart: `newsdesk ask` in a fresh process, spawn to exit, `--repeats` times, median;
 5. the whole answer, question to rendered page (bench/answer.py: the product path against the path from
    before issue 10, question by question in one process);
@@ -59,7 +65,7 @@ TARGETS = {                    # issue 10, "Targets"
     "build_per_s": 50_000.0, "build_tree_mb": 1.2 * GB,
     "answer_118k_ms": 1.0, "answer_1m_ms": 1.5,
     "topk_p50_ms": 0.5, "topk_p95_ms": 1.2,
-    "serving_mb": 600.0, "arrays_mb": 150.0, "restart_s": 0.5,
+    "serving_mb": 600.0, "arrays_mb": 150.0, "restart_s": 0.5, "answers_share": 0.8,
 }
 README = REPO_ROOT / "README.md"
 START = "<!-- bench.run: start (python -m bench.run --readme writes between these lines) -->"
@@ -189,6 +195,54 @@ class Serving:
                 self.proc.wait()
 
 
+def after_adds(out: dict[str, Any], serving: Serving, corpus: Path, db: Path, paras: list[data.Paragraph],
+               folder: Path, repeats: int) -> None:
+    out.update(answers_while_adding(serving, corpus, db, paras, repeats, folder, out["add"]))
+    log("  `newsdesk index merge`: the delta compiled whole into the base; the serving process loads it ...")
+    m = out["merge"] = measured(newsdesk("index", "merge", "--corpus", corpus, "--db", db, "--json"),
+                                folder / "merge.out", side=serving.proc.pid)
+    serving.say("refresh")
+    loaded = out["serving_after_merge"] = serving.read()
+    log(f"    merge {m['wall_s']:.2f} s (tree PSS {m['tree_peak_pss_mb']:,.0f} MB); serving loads it in "
+        f"{loaded['refresh_s']:.2f} s, RSS after {loaded['rss_mb']:,.0f} MB")
+    log("  serving process: memory once the replaced indexes are let go ...")
+    serving.say("settle")
+    out["serving_settled"] = serving.read()
+
+
+def answers_while_adding(serving: Serving, corpus: Path, db: Path, paras: list[data.Paragraph], round_: int,
+                         folder: Path, adds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Answers/s of one asker in the serving process: idle, while `newsdesk index build` adds an article
+    (another process, as an admin runs it), and while the serving process itself rebuilds (the bot's /reindex).
+
+    The idle window lasts as long as a measured add took (at least 3 s), so that both windows see about as much
+    of the machine's other load.
+    """
+    idle_s = max(3.0, median([r["wall_s"] for r in adds if "error" not in r]) or 0.0)
+    log(f"  answers/s: idle for {idle_s:.1f} s; while `newsdesk index build` adds an article; while the serving "
+        "process rebuilds (/reindex) after another ...")
+    serving.say("refresh")            # the builds with nothing changed since the last add: not in the idle window
+    serving.read()
+    serving.say("load")
+    time.sleep(idle_s)
+    serving.say("stop")
+    idle = serving.read()
+    write_article(corpus, paras, round_)
+    serving.say("load")
+    build = measured(newsdesk("index", "build", "--corpus", corpus, "--db", db, "--json"),
+                     folder / "add-answering.out", side=serving.proc.pid)
+    serving.say("stop")
+    during = {**serving.read(), "build_wall_s": build["wall_s"], "build_report": build.get("report")}
+    write_article(corpus, paras, round_ + 1)
+    serving.say("reindex")
+    reindex = serving.read()
+    log(f"    idle {idle['answers_per_s']:.0f}/s; during `index build` {during['answers_per_s']:.0f}/s "
+        f"(worst {during['answer_max_ms']:.0f} ms); during /reindex {reindex['answers_per_s']:.0f}/s "
+        f"(worst {reindex['answer_max_ms']:.0f} ms, rebuild {reindex['report']['seconds']:.2f} s, "
+        f"compiled {reindex['report']['compiled']})")
+    return {"answers_idle": idle, "answers_during_add": during, "answers_during_reindex": reindex}
+
+
 def child_json(cmd: list[str], out: Path) -> dict[str, Any]:
     """Run a bench script, keep its output beside the results, and return what it printed last as JSON."""
     with open(out, "wb") as stdout:
@@ -252,12 +306,17 @@ def run_size(size: str, paras: list[data.Paragraph], work: Path, a: argparse.Nam
             refreshed.append(serving.read())
             unchanged.append(measured(newsdesk("index", "build", "--corpus", corpus, "--db", db, "--json"),
                                       folder / f"unchanged-{r}.out"))
-            log(f"    add {adds[-1]['wall_s']:.2f} s (tree PSS {adds[-1]['tree_peak_pss_mb']:,.0f} MB), serving after "
-                f"{refreshed[-1]['rss_mb']:,.0f} MB; unchanged {unchanged[-1]['wall_s']:.2f} s")
+            own = adds[-1].get("report", {})
+            log(f"    add {adds[-1]['wall_s']:.2f} s (own {own.get('seconds', 0):.2f} s, compiled {own.get('compiled')}, "
+                f"delta {own.get('delta_passages')} passages; tree PSS {adds[-1]['tree_peak_pss_mb']:,.0f} MB), "
+                f"serving loads it in {refreshed[-1]['refresh_s']:.3f} s, RSS after {refreshed[-1]['rss_mb']:,.0f} MB; "
+                f"unchanged {unchanged[-1]['wall_s']:.2f} s")
         out["add"], out["unchanged"], out["serving_after_add"] = adds, unchanged, refreshed
-        log("  serving process: memory once the replaced indexes are let go ...")
-        serving.say("settle")
-        out["serving_settled"] = serving.read()
+        try:
+            after_adds(out, serving, corpus, db, paras, folder, a.repeats)
+        except Exception as e:          # restart, whole answer and top-k are still worth their minutes
+            log(f"  FAILED after the adds: {e!r}")
+            out["after_adds_error"] = repr(e)
     finally:
         serving.close()
 
@@ -335,6 +394,28 @@ def figures(rep: dict[str, Any]) -> dict[str, Any]:
             f["add_report_s"] = median([r["report"].get("seconds", 0.0) for r in ok_adds])
             f["add_pss_mb"] = median([r["tree_peak_pss_mb"] for r in ok_adds])
             f["add_rss_mb"] = median([r["tree_peak_rss_mb"] for r in ok_adds])
+            f["add_compiled"] = "/".join(sorted({str(r["report"].get("compiled")) for r in ok_adds}))
+            f["add_delta_passages"] = [r["report"].get("delta_passages") for r in ok_adds]
+        mg = s.get("merge", {})
+        if "report" in mg:
+            f.update(merge_s=mg["wall_s"], merge_report_s=mg["report"].get("seconds"), merge_compiled=mg["report"].get(
+                "compiled"), merge_rss_mb=mg["tree_peak_rss_mb"], merge_pss_mb=mg["tree_peak_pss_mb"])
+        loads = [r for r in s.get("serving_after_add", []) if r.get("refreshed")]
+        if loads:
+            f.update(load_add_s=median([r["refresh_s"] for r in loads]), load_add_rss_mb=max(r["rss_mb"] for r in loads),
+                     load_add_pss_mb=max(r["pss_mb"] for r in loads), load_add_index=loads[-1].get("index"))
+        merged = s.get("serving_after_merge", {})
+        if merged.get("refreshed"):
+            f.update(load_merge_s=merged["refresh_s"], load_merge_rss_mb=merged["rss_mb"],
+                     load_merge_pss_mb=merged["pss_mb"], load_merge_index=merged.get("index"))
+        idle = s.get("answers_idle", {}).get("answers_per_s")
+        for key, name in (("answers_during_add", "add"), ("answers_during_reindex", "reindex")):
+            busy = s.get(key)
+            if idle and busy:
+                f.update({f"answers_{name}_share": busy["answers_per_s"] / idle,
+                          f"answers_{name}_per_s": busy["answers_per_s"], f"answers_{name}_max_ms": busy["answer_max_ms"]})
+        if idle:
+            f["answers_idle_per_s"] = idle
         ok_same = [r for r in s.get("unchanged", []) if "error" not in r]
         if ok_same:
             f["unchanged_s"] = median([r["wall_s"] for r in ok_same])
@@ -345,9 +426,6 @@ def figures(rep: dict[str, Any]) -> dict[str, Any]:
             f.update(serving_rss_mb=s["serving"]["rss_mb"], serving_pss_mb=s["serving"]["pss_mb"],
                      arrays_mb=s["serving"]["index_arrays_mb"], article_mb=s["serving"].get("article_evidence_mb"))
             f.setdefault("passages", s["serving"]["passages"])
-        after = s.get("serving_after_add") or []
-        if after:
-            f["serving_after_add_rss_mb"] = max(r["rss_mb"] for r in after)
         if "serving_settled" in s:
             f["serving_settled_rss_mb"] = s["serving_settled"]["rss_mb"]
         ok_restarts = [r["wall_s"] for r in s.get("restart", []) if r["rc"] == 0 and r["answered"]]
@@ -376,6 +454,10 @@ def _num(v: Any, spec: str = ".2f") -> str:
     return "–" if v is None else format(v, spec)
 
 
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.0f}%"
+
+
 def _verdict(value: float | None, target: float, larger_better: bool = False) -> str:
     if value is None:
         return "–"
@@ -401,16 +483,34 @@ def readme_table(rep: dict[str, Any]) -> str:
     rows = [
         ("add one 20-paragraph article, `newsdesk index build`: wall s", *cells("add_s", ".2f"), "≤ 1 s",
          _verdict(big.get("add_s"), TARGETS["add_1m_s"]),
-         "the build's own report: " + sizes(lambda x: f"{_num(x.get('add_report_s'))} s")
+         "the build's own report: " + sizes(lambda x: f"{_num(x.get('add_report_s'))} s, compiled "
+                                                      f"{x.get('add_compiled', '–')} (delta passages "
+                                                      f"{', '.join(map(str, x.get('add_delta_passages', [])))})")
          + " (the rest: interpreter and imports)"),
         ("… its process tree's peak PSS beside the serving process, MB", *cells("add_pss_mb", ",.0f"), "≤ 200 MB",
          _verdict(big.get("add_pss_mb"), TARGETS["add_mem_mb"]),
-         "RSS " + sizes(lambda x: f"{_num(x.get('add_rss_mb'), ',.0f')}") + "; the serving process's RSS after "
-         "loading new builds, at most: " + sizes(lambda x: f"{_num(x.get('serving_after_add_rss_mb'), ',.0f')} MB")
-         + ", once the replaced ones are let go: " + sizes(lambda x: f"{_num(x.get('serving_settled_rss_mb'), ',.0f')} MB")),
+         "RSS " + sizes(lambda x: f"{_num(x.get('add_rss_mb'), ',.0f')}")),
         ("nothing changed, `newsdesk index build`: wall s", *cells("unchanged_s", ".2f"), "≤ 0.5 s",
          _verdict(big.get("unchanged_s"), TARGETS["unchanged_1m_s"]),
          "own report: " + sizes(lambda x: f"{_num(x.get('unchanged_report_s'))} s")),
+        ("merge, `newsdesk index merge` (the delta compiled whole into the base): wall s", *cells("merge_s", ".2f"),
+         "–", "–", "own report: " + sizes(lambda x: f"{_num(x.get('merge_report_s'))} s") + "; its process tree's "
+         "peak RSS (PSS): " + sizes(lambda x: f"{_num(x.get('merge_rss_mb'), ',.0f')} ({_num(x.get('merge_pss_mb'), ',.0f')}) MB")),
+        ("serving process loads the new build (`Newsdesk.refresh`): after an add / after a merge, s",
+         *(f"{_num(x.get('load_add_s'), '.3f')} / {_num(x.get('load_merge_s'), '.2f')}" for x in (small, big)),
+         "–", "–", "RSS (PSS) right after, the replaced index still held for its grace period: after an add "
+         + sizes(lambda x: f"{_num(x.get('load_add_rss_mb'), ',.0f')} ({_num(x.get('load_add_pss_mb'), ',.0f')}) MB")
+         + "; after a merge " + sizes(lambda x: f"{_num(x.get('load_merge_rss_mb'), ',.0f')} "
+                                                f"({_num(x.get('load_merge_pss_mb'), ',.0f')}) MB")
+         + "; RSS once the replaced ones are let go: " + sizes(lambda x: f"{_num(x.get('serving_settled_rss_mb'), ',.0f')} MB")),
+        ("answers/s of one asker in the serving process while an article is added, share of idle: "
+         "`newsdesk index build` / `/reindex` (`Newsdesk.rebuild`) in the serving process",
+         *(f"{_pct(x.get('answers_add_share'))} / {_pct(x.get('answers_reindex_share'))}" for x in (small, big)),
+         "≥ 80%", _verdict(big.get("answers_add_share"), TARGETS["answers_share"], larger_better=True) + " / "
+         + _verdict(big.get("answers_reindex_share"), TARGETS["answers_share"], larger_better=True),
+         "idle: " + sizes(lambda x: f"{_num(x.get('answers_idle_per_s'), ',.0f')}/s") + "; slowest answer during "
+         "`index build` / `/reindex`: " + sizes(lambda x: f"{_num(x.get('answers_add_max_ms'), ',.0f')} / "
+                                                          f"{_num(x.get('answers_reindex_max_ms'), ',.0f')} ms")),
         ("build from scratch, `newsdesk index build`: passages/s", *cells("build_per_s", ",.0f"), "≥ 50,000/s",
          _verdict(big.get("build_per_s"), TARGETS["build_per_s"], larger_better=True),
          "wall " + sizes(lambda x: f"{_num(x.get('build_wall_s'), '.1f')} s") + "; bm25s-numba indexes the same "
