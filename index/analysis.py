@@ -2,27 +2,68 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
 import sys
+import types
 import unicodedata
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
-# Loading nltk imports scipy.stats when scipy is installed (nltk.metrics.association's optional Fisher
-# test): 0.55-0.65 s and tens of MB in every process that analyses text, the build's workers included, for
-# nothing the stemmer or Punkt use. scipy is hidden while nltk loads; the Fisher test takes its fallback.
-_hide_scipy = "scipy" not in sys.modules
-if _hide_scipy:
-    sys.modules["scipy"] = None  # type: ignore[assignment]
-try:
-    from nltk.stem.snowball import SnowballStemmer
-    from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer
-finally:
-    if _hide_scipy:
-        del sys.modules["scipy"]
+def _nltk_parts() -> tuple[type, ...]:
+    """SnowballStemmer and the Punkt classes: the only parts of NLTK the analysis uses (they need no data).
+
+    nltk's package __init__ imports most of NLTK (corpus readers, chunkers, translation metrics, and
+    scipy.stats when scipy is installed): 0.3 s or more of every process start (the CLI, the bot, each build
+    worker) for two modules. When nltk is not loaded yet, its package and the subpackages on the way are
+    stood in for by empty modules with nltk's own paths while the two modules load, so only their own
+    imports run; the stand-ins are then dropped, and a later `import nltk` loads the real package. If that
+    fails for any reason, NLTK is loaded whole, with scipy hidden (the Fisher test takes its fallback).
+    """
+    if "nltk" not in sys.modules:
+        try:
+            return _nltk_parts_alone()
+        except Exception:
+            for name in [m for m in sys.modules if m == "nltk" or m.startswith("nltk.")]:
+                del sys.modules[name]
+            _log.debug("Loading NLTK's stemmer and Punkt alone failed; loading NLTK whole", exc_info=True)
+    hide_scipy = "scipy" not in sys.modules
+    if hide_scipy:
+        sys.modules["scipy"] = None  # type: ignore[assignment]
+    try:
+        from nltk.stem.snowball import SnowballStemmer
+        from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer
+    finally:
+        if hide_scipy:
+            del sys.modules["scipy"]
+    return SnowballStemmer, PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer
+
+
+_STAND_INS = {"nltk": {}, "nltk.stem": {}, "nltk.tokenize": {}, "nltk.corpus": {"stopwords": None}}
+
+
+def _nltk_parts_alone() -> tuple[type, ...]:
+    spec = importlib.util.find_spec("nltk")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("nltk is not installed")
+    root = Path(list(spec.submodule_search_locations)[0])
+    for name, attributes in _STAND_INS.items():
+        package = types.ModuleType(name)
+        package.__path__ = [str(root.joinpath(*name.split(".")[1:]))]
+        package.__dict__.update(attributes)
+        sys.modules[name] = package
+    try:
+        from nltk.stem.snowball import SnowballStemmer
+        from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer
+    finally:
+        for name in _STAND_INS:
+            sys.modules.pop(name, None)
+    return SnowballStemmer, PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer
+
 
 __all__ = (
     "Analyzer",
@@ -33,6 +74,11 @@ __all__ = (
 )
 
 _log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from nltk.stem.snowball import SnowballStemmer
+    from nltk.tokenize.punkt import PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer
+else:
+    SnowballStemmer, PunktLanguageVars, PunktParameters, PunktSentenceTokenizer, PunktTrainer = _nltk_parts()
 
 # One character in, one character out: offsets found in folded text are offsets in the original,
 # which is what lets a quote be cut from the verbatim paragraph.

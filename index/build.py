@@ -329,12 +329,14 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
         searcher, delta, expansions = None, None, []      # type: tuple[Searcher | None, Delta | None, list[ExpansionGroup]]
-        facts = base_facts(writer.index_blobs(BASE_FACT_BLOBS)) if current and not fresh else None
+        facts = None
         if current and untouched and not (whole and has_delta(stored)):
             _log.info("Nothing changed: the compiled index is kept")
             compiled = "kept"
         else:
-            if facts is not None and not whole:
+            if current and not fresh and not whole:
+                facts = base_facts(writer.index_blobs(BASE_FACT_BLOBS))
+            if facts is not None:
                 report("compiling", 0, 0)
                 made = _compile_delta(writer, analyzer, params, facts, moved | set(new_rows.ids.values()),
                                       touched | {a.source for a in articles})
@@ -626,8 +628,7 @@ def _compile_delta(writer: Writer, analyzer: Analyzer, params: BM25Params, facts
     articles = ArticleEvidence.of_words(np.array(words, dtype=np.int64), np.array(owners, dtype=np.int64), len(sources),
                                         len(index.vocabulary), facts.article_params, sources, avgdl=base_article_avgdl)
     articles.article_of = np.array([number.get(row[4], -1) for row in rows], dtype=np.int32)
-    base_number = {source: a for a, source in enumerate(facts.article_sources)}
-    superseded = [base_number[s] for s in touched if s in base_number]
+    superseded = [a for a, source in enumerate(facts.article_sources) if source in touched]
     live_articles = (facts.article_lengths.sum() - facts.article_lengths[superseded].sum() + articles.lengths.sum()) \
         / max(len(facts.article_lengths) - len(superseded) + len(sources), 1)
     if drift(base_article_avgdl, live_articles) > AVGDL_DRIFT:

@@ -9,9 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from nltk.stem.snowball import SnowballStemmer
-
-from .analysis import Analyzer, load_table, load_word_list
+from .analysis import Analyzer, SnowballStemmer, load_table, load_word_list
 from .bm25 import BM25Params
 
 __all__ = ("Vocabulary", "make_analyzer", "analyzer_fingerprint", "mine_aliases", "ANALYSIS_REVISION")
