@@ -386,6 +386,7 @@ def _parse_all(files, report: Progress) -> tuple[list[Article], list[Problem]]:
     articles, problems = [], []
     for i, file in enumerate(files):
         found, trouble = parse_file(file)
+        file.data = b""                 # parsed: its text lives on in the articles
         articles += found
         problems += trouble
         if i % 50 == 0:

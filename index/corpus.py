@@ -74,11 +74,20 @@ class CorpusFile:
     relative: str
     digest: str
     size: int
-    data: bytes = field(repr=False, default=b"")
+    data: bytes = field(repr=False, default=b"")     # read by parse_file when needed: scanning keeps no text
+
+    def read(self) -> bytes:
+        """The file's bytes. A file that changed since the scan is read as it is now, and its digest follows,
+        so that what is stored as read matches what was parsed."""
+        if not self.data:
+            self.data = self.path.read_bytes()
+            self.digest, self.size = hashlib.sha256(self.data).hexdigest(), len(self.data)
+        return self.data
 
 
 def scan_corpus(root: Path) -> tuple[list[CorpusFile], list[Problem]]:
-    """Every article file under root, recursively, in a stable order, with its content hash.
+    """Every article file under root, recursively, in a stable order, with its content hash (a million
+    passages' corpus is hashed a piece at a time; only the files a build parses are read whole, later).
 
     root may also be a single file (a .jsonl of many articles, say). Symbolic links are followed, to
     files and folders outside root too; broken links and loops are reported rather than dropped.
@@ -99,12 +108,21 @@ def scan_corpus(root: Path) -> tuple[list[CorpusFile], list[Problem]]:
             if st.st_size > MAX_FILE_BYTES:
                 problems.append(Problem(relative, f"file too large ({st.st_size / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB)"))
                 continue
-            data = path.read_bytes()
+            digest, size = _digest(path)
         except OSError as e:
             problems.append(Problem(relative, f"cannot be read ({e.strerror or e})"))
             continue
-        files.append(CorpusFile(path, relative, hashlib.sha256(data).hexdigest(), len(data), data))
+        files.append(CorpusFile(path, relative, digest, size))
     return files, problems
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    h, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while piece := f.read(1 << 20):
+            h.update(piece)
+            size += len(piece)
+    return h.hexdigest(), size
 
 
 def _article_paths(root: Path, problems: list[Problem]) -> list[Path]:
@@ -167,7 +185,11 @@ def parse_file(file: CorpusFile) -> tuple[list[Article], list[Problem]]:
     """The articles in one file and what was wrong with it."""
     problems: list[Problem] = []
     suffix = file.path.suffix.lower()
-    text, warning = _decode(file.data, _declared_charset(file.data) if suffix in (".html", ".htm") else None)
+    try:
+        data = file.read()
+    except OSError as e:
+        return [], [Problem(file.relative, f"cannot be read ({e.strerror or e})")]
+    text, warning = _decode(data, _declared_charset(data) if suffix in (".html", ".htm") else None)
     if text is None:
         return [], [Problem(file.relative, warning or "binary file, not text")]
     if not text.strip():

@@ -418,7 +418,7 @@ class Newsdesk:
                 searcher = await asyncio.to_thread(with_delta, self.searcher, built.delta, built.expansions)
                 built.delta = None
                 await self._swap(searcher, built.build)
-            elif built.delta is not None and self.searcher is None:
+            elif self.searcher is None:
                 self.build = built.build      # nothing loaded (the CLI's build): nothing to load either
             elif built.delta is not None:
                 await self.reload()           # what we hold is not the compile the delta extends

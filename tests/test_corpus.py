@@ -542,7 +542,7 @@ def test_symbolic_links_followed_and_broken_ones_and_loops_reported(tmp_path):
 
     files, problems = scan_corpus(corpus)
     assert [f.relative for f in files] == ["a.txt", "ext/deep/more.txt", "ext/story.txt", "linked.txt", "sub/b.txt"]
-    assert all(f.data == GOOD.encode() for f in files)
+    assert all(f.read() == GOOD.encode() for f in files)
     assert sorted(str(p) for p in problems) == [
         "again: the same folder as sub, read there",
         f"gone.txt: broken symbolic link to {corpus / 'missing.txt'}",
