@@ -19,9 +19,9 @@ them repeated to 1M with distinct texts) and a SQLite file, each step a process 
    the delta; time and memory after), then `newsdesk index build` with nothing changed; medians. Then one
    asker in the serving process answers as fast as it can: idle, while `newsdesk index build` adds one
    more article (until the serving process has loaded it), and while the serving process rebuilds itself
-   after another (the bot's /reindex); answers/s against idle. Then `newsdesk index merge` (the delta
-   compiled whole; wall, tree peak) and the serving process loading that whole compile; then its memory
-   once the replaced indexes are let go;
+   after another (the bot's /reindex), `--repeats` times in turn; answers/s against idle. Then `newsdesk
+   index merge` (the delta compiled whole; wall, tree peak) and the serving process loading that whole
+   compile; then its memory once the replaced indexes are let go;
 4. restart: `newsdesk ask` in a fresh process, spawn to exit, `--repeats` times, median;
 5. the whole answer, question to rendered page (bench/answer.py: the product path against the path from
    before issue 10, question by question in one process);
@@ -197,7 +197,7 @@ class Serving:
 
 def after_adds(out: dict[str, Any], serving: Serving, corpus: Path, db: Path, paras: list[data.Paragraph],
                folder: Path, repeats: int) -> None:
-    out.update(answers_while_adding(serving, corpus, db, paras, repeats, folder, out["add"]))
+    out.update(answers_while_adding(serving, corpus, db, paras, repeats, folder, out["add"], repeats))
     log("  `newsdesk index merge`: the delta compiled whole into the base; the serving process loads it ...")
     m = out["merge"] = measured(newsdesk("index", "merge", "--corpus", corpus, "--db", db, "--json"),
                                 folder / "merge.out", side=serving.proc.pid)
@@ -210,37 +210,46 @@ def after_adds(out: dict[str, Any], serving: Serving, corpus: Path, db: Path, pa
     out["serving_settled"] = serving.read()
 
 
-def answers_while_adding(serving: Serving, corpus: Path, db: Path, paras: list[data.Paragraph], round_: int,
-                         folder: Path, adds: list[dict[str, Any]]) -> dict[str, Any]:
+def answers_while_adding(serving: Serving, corpus: Path, db: Path, paras: list[data.Paragraph], first: int,
+                         folder: Path, adds: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
     """Answers/s of one asker in the serving process: idle, while `newsdesk index build` adds an article
     (another process, as an admin runs it), and while the serving process itself rebuilds (the bot's /reindex).
 
-    The idle window lasts as long as a measured add took (at least 3 s), so that both windows see about as much
-    of the machine's other load.
+    `rounds` times, each an idle window, an add and a /reindex in turn, so that a change in the machine's other
+    load falls on all three; an add's window lasts about a second, so one alone says little. The idle window
+    lasts as long as a measured add took (at least 3 s).
     """
     idle_s = max(3.0, median([r["wall_s"] for r in adds if "error" not in r]) or 0.0)
-    log(f"  answers/s: idle for {idle_s:.1f} s; while `newsdesk index build` adds an article; while the serving "
-        "process rebuilds (/reindex) after another ...")
-    serving.say("refresh")            # the builds with nothing changed since the last add: not in the idle window
-    serving.read()
-    serving.say("load")
-    time.sleep(idle_s)
-    serving.say("stop")
-    idle = serving.read()
-    write_article(corpus, paras, round_)
-    serving.say("load")
-    build = measured(newsdesk("index", "build", "--corpus", corpus, "--db", db, "--json"),
-                     folder / "add-answering.out", side=serving.proc.pid)
-    serving.say("stop")
-    during = {**serving.read(), "build_wall_s": build["wall_s"], "build_report": build.get("report")}
-    write_article(corpus, paras, round_ + 1)
-    serving.say("reindex")
-    reindex = serving.read()
-    log(f"    idle {idle['answers_per_s']:.0f}/s; during `index build` {during['answers_per_s']:.0f}/s "
-        f"(worst {during['answer_max_ms']:.0f} ms); during /reindex {reindex['answers_per_s']:.0f}/s "
-        f"(worst {reindex['answer_max_ms']:.0f} ms, rebuild {reindex['report']['seconds']:.2f} s, "
-        f"compiled {reindex['report']['compiled']})")
+    log(f"  answers/s x {rounds}: idle for {idle_s:.1f} s; while `newsdesk index build` adds an article; while "
+        "the serving process rebuilds (/reindex) after another ...")
+    idle, during, reindex = [], [], []
+    for r in range(rounds):
+        serving.say("refresh")        # the builds with nothing changed since the last add: not in the idle window
+        serving.read()
+        serving.say("load")
+        time.sleep(idle_s)
+        serving.say("stop")
+        idle.append(serving.read())
+        write_article(corpus, paras, first + 2 * r)
+        serving.say("load")
+        build = measured(newsdesk("index", "build", "--corpus", corpus, "--db", db, "--json"),
+                         folder / f"add-answering-{r}.out", side=serving.proc.pid)
+        serving.say("stop")
+        during.append({**serving.read(), "build_wall_s": build["wall_s"], "build_report": build.get("report")})
+        write_article(corpus, paras, first + 2 * r + 1)
+        serving.say("reindex")
+        reindex.append(serving.read())
+        log(f"    idle {idle[-1]['answers_per_s']:.0f}/s; during `index build` {during[-1]['answers_per_s']:.0f}/s "
+            f"(worst {during[-1]['answer_max_ms']:.0f} ms); during /reindex {reindex[-1]['answers_per_s']:.0f}/s "
+            f"(worst {reindex[-1]['answer_max_ms']:.0f} ms, rebuild {reindex[-1]['report']['seconds']:.2f} s, "
+            f"compiled {reindex[-1]['report']['compiled']})")
     return {"answers_idle": idle, "answers_during_add": during, "answers_during_reindex": reindex}
+
+
+def answers_per_s(windows: list[dict[str, Any]]) -> float | None:
+    """All the windows' answers over all their time: a short window weighs as little as it lasted."""
+    seconds = sum(w["window_s"] for w in windows)
+    return sum(w["answers"] for w in windows) / seconds if seconds else None
 
 
 def child_json(cmd: list[str], out: Path) -> dict[str, Any]:
@@ -408,12 +417,12 @@ def figures(rep: dict[str, Any]) -> dict[str, Any]:
         if merged.get("refreshed"):
             f.update(load_merge_s=merged["refresh_s"], load_merge_rss_mb=merged["rss_mb"],
                      load_merge_pss_mb=merged["pss_mb"], load_merge_index=merged.get("index"))
-        idle = s.get("answers_idle", {}).get("answers_per_s")
+        idle = answers_per_s(s.get("answers_idle", []))
         for key, name in (("answers_during_add", "add"), ("answers_during_reindex", "reindex")):
-            busy = s.get(key)
+            busy = answers_per_s(s.get(key, []))
             if idle and busy:
-                f.update({f"answers_{name}_share": busy["answers_per_s"] / idle,
-                          f"answers_{name}_per_s": busy["answers_per_s"], f"answers_{name}_max_ms": busy["answer_max_ms"]})
+                f.update({f"answers_{name}_share": busy / idle, f"answers_{name}_per_s": busy,
+                          f"answers_{name}_max_ms": max(w["answer_max_ms"] for w in s[key])})
         if idle:
             f["answers_idle_per_s"] = idle
         ok_same = [r for r in s.get("unchanged", []) if "error" not in r]
