@@ -121,17 +121,42 @@ def _new_terms(delta: Delta) -> int:
     return len(delta.index.vocabulary) - delta.base_terms
 
 
+@dataclass
+class _Whole:
+    """A whole compile's parts as loaded: a delta is searched over them, and a later delta over the same ones."""
+
+    index: BM25Index
+    articles: ArticleEvidence
+    passage_ids: list[str]
+    analyzer: Analyzer
+    splitter: SentenceSplitter
+    places: list[list[str]]
+    token: str | None
+
+    @classmethod
+    def of(cls, searcher: Searcher) -> "_Whole":
+        index, articles = searcher.index, searcher.articles
+        whole = index.base if isinstance(index, SegmentedIndex) else index
+        evidence = articles.base if isinstance(articles, SegmentedArticles) else articles
+        assert evidence is not None
+        return cls(whole, evidence, searcher.passage_ids[:whole.num_docs], searcher.analyzer, searcher.splitter,
+                   searcher.places, searcher.base_token)
+
+    def searcher(self, expansions: Sequence[ExpansionGroup], delta: Delta | None = None) -> Searcher:
+        if delta is None:
+            searcher = Searcher(self.index, self.passage_ids, self.analyzer, self.splitter, expansions=expansions,
+                                places=self.places, articles=self.articles)
+        else:
+            searcher = Searcher(SegmentedIndex(self.index, delta), self.passage_ids + delta.passage_ids, self.analyzer,
+                                self.splitter, expansions=expansions, places=self.places,
+                                articles=SegmentedArticles(self.articles, delta, self.index.num_docs))
+        searcher.base_token = self.token
+        return searcher
+
+
 def with_delta(base: Searcher, delta: Delta, expansions: Sequence[ExpansionGroup]) -> Searcher:
     """The searcher of a base compile and a delta over it, reusing the base's arrays as they are loaded."""
-    index, articles = base.index, base.articles
-    base_index = index.base if isinstance(index, SegmentedIndex) else index
-    base_articles = articles.base if isinstance(articles, SegmentedArticles) else articles
-    assert base_articles is not None
-    searcher = Searcher(SegmentedIndex(base_index, delta), base.passage_ids[:base_index.num_docs] + delta.passage_ids,
-                        base.analyzer, base.splitter, expansions=expansions, places=base.places,
-                        articles=SegmentedArticles(base_articles, delta, base_index.num_docs))
-    searcher.base_token = base.base_token
-    return searcher
+    return _Whole.of(base).searcher(expansions, delta)
 
 
 def from_blobs(blobs: dict[str, bytes], base: Searcher | None = None) -> Searcher:
@@ -140,46 +165,28 @@ def from_blobs(blobs: dict[str, bytes], base: Searcher | None = None) -> Searche
     base: a searcher loaded from the same whole compile (base_token), whose arrays are reused; then only the
     delta's blobs are needed."""
     if base is not None:
-        delta = _delta_from(blobs, base)
-        if delta is not None:
-            return with_delta(base, delta, json.loads(blobs[DELTA_PREFIX + _EXPANSIONS]))
-        return _whole(base, json.loads(blobs[_EXPANSIONS]))
-    index = BM25Index.from_arrays(blobs)
-    searcher = Searcher(index, _lines(blobs[_IDS]), Analyzer(term_map=json.loads(blobs[_TERM_MAP])),
-                        SentenceSplitter.from_json(blobs[_SENTENCES].decode()),
-                        expansions=json.loads(blobs[_EXPANSIONS]), places=Vocabulary.load().places,
-                        articles=_articles_from(blobs, _ARTICLES))
-    searcher.base_token = base_token(blobs)
-    delta = _delta_from(blobs, searcher)
-    return with_delta(searcher, delta, json.loads(blobs[DELTA_PREFIX + _EXPANSIONS])) if delta is not None else searcher
+        whole = _Whole.of(base)
+    else:
+        whole = _Whole(BM25Index.from_arrays(blobs), _articles_from(blobs, _ARTICLES), _lines(blobs[_IDS]),
+                       Analyzer(term_map=json.loads(blobs[_TERM_MAP])), SentenceSplitter.from_json(blobs[_SENTENCES].decode()),
+                       Vocabulary.load().places, base_token(blobs))
+    delta = _delta_from(blobs, whole)
+    if delta is not None:
+        return whole.searcher(json.loads(blobs[DELTA_PREFIX + _EXPANSIONS]), delta)
+    return whole.searcher(json.loads(blobs[_EXPANSIONS]))
 
 
-def _whole(base: Searcher, expansions: Sequence[ExpansionGroup]) -> Searcher:
-    """The searcher of `base`'s whole compile alone (no delta over it)."""
-    index, articles = base.index, base.articles
-    whole = index.base if isinstance(index, SegmentedIndex) else index
-    searcher = Searcher(whole, base.passage_ids[:whole.num_docs], base.analyzer, base.splitter, expansions=expansions,
-                        places=base.places, articles=articles.base if isinstance(articles, SegmentedArticles) else articles)
-    searcher.base_token = base.base_token
-    return searcher
-
-
-def _delta_from(blobs: dict[str, bytes], base: Searcher) -> Delta | None:
-    """The stored delta over `base`, or None when there is none (or it extends another compile)."""
+def _delta_from(blobs: dict[str, bytes], whole: _Whole) -> Delta | None:
+    """The stored delta over `whole`, or None when there is none (or it extends another compile)."""
     token = blobs.get(DELTA_PREFIX + _BASE)
-    if token is None or base.base_token is None or token.decode() != base.base_token:
+    if token is None or whole.token is None or token.decode() != whole.token:
         return None
     named = {name[len(DELTA_PREFIX):]: data for name, data in blobs.items() if name.startswith(DELTA_PREFIX)}
     index_blobs = {name[len("index."):]: data for name, data in named.items() if name.startswith("index.")}
-    index = BM25Index.from_arrays(index_blobs, base.index.vocabulary[:_base_terms(base)] + _lines(named["index.vocabulary"]))
+    index = BM25Index.from_arrays(index_blobs, whole.index.vocabulary + _lines(named["index.vocabulary"]))
     return Delta(index, _lines(named[_IDS]), _articles_from(named, _ARTICLES),
                  np.frombuffer(named["deleted"], dtype="<i4").astype(np.int64), _lines(named["superseded"]),
-                 base_terms=_base_terms(base))
-
-
-def _base_terms(base: Searcher) -> int:
-    index = base.index
-    return len((index.base if isinstance(index, SegmentedIndex) else index).vocabulary)
+                 base_terms=len(whole.index.vocabulary))
 
 
 @dataclass

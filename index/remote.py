@@ -336,6 +336,8 @@ class ClusterDesk(Newsdesk):
         try:
             # Compiled whole: the cluster's statistics are read from one index, not from segments.
             report = await local.merge(progress, cancel, on_wait=on_wait)
+            if local.searcher is None:        # the build kept the stored index and loaded nothing
+                await local.reload()
             self.last_sync = await sync(local, self.backend, self._io, progress)
             report.notes.append(f"Search cluster {self.backend.url}: {self.last_sync['written']} passages written, "
                                 f"{self.last_sync['deleted']} deleted.")

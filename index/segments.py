@@ -196,8 +196,8 @@ class SegmentedArticles:
         self.base, self.delta = base, delta.articles
         self.params = base.params
         self.offset = len(base.lengths)
-        number = {source: a for a, source in enumerate(base.sources)}
-        superseded = np.array(sorted(number[s] for s in delta.superseded if s in number), dtype=np.int64)
+        replaced = set(delta.superseded)
+        superseded = np.array([a for a, source in enumerate(base.sources) if source in replaced], dtype=np.int64)
         size = len(self.delta.indptr) - 1
         df = np.zeros(size, dtype=np.int64)
         df[:len(base.indptr) - 1] = np.diff(base.indptr)
