@@ -90,7 +90,7 @@ async def _serve(a: Any) -> dict:
                 _emit({"refreshed": changed, "refresh_s": refreshed, "build": desk.build.id,
                        "passages": desk.build.passages, **_segments(desk.searcher), **_memory()})
             elif line == "load" and asker is None:
-                asker = _Asker(desk, questions[1:a.answers])
+                asker = _Asker(desk, questions[1:a.answers] or questions)
             elif line == "stop" and asker is not None:
                 # The window closes once this process has loaded what was committed meanwhile, as a bot does
                 # within index.desk.REFRESH_EVERY_S of its next ask: the load is part of taking in an article.
@@ -102,7 +102,7 @@ async def _serve(a: Any) -> dict:
                 asker = None
                 _emit({**answered, "build": desk.build.id, **_segments(desk.searcher), **_memory()})
             elif line == "reindex":
-                asker = _Asker(desk, questions[1:a.answers])
+                asker = _Asker(desk, questions[1:a.answers] or questions)
                 report = await desk.rebuild()
                 answered = await asker.stop()
                 asker = None
