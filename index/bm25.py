@@ -491,6 +491,8 @@ class BM25Index:
         """Term t's documents, in order."""
         return self.doc_ids[self.indptr[t]:self.indptr[t + 1]]
 
+    live_postings = postings     # every document of a whole index is live (a segmented one has deleted ones)
+
     # -- persistence ----------------------------------------------------------------------------
 
     def to_arrays(self) -> dict[str, bytes | memoryview]:

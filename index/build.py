@@ -36,7 +36,7 @@ from .quotes import LAYOUT_FORMAT, LayoutMaker
 from .search import ArticleEvidence, ExpansionGroup, Searcher, expansion_table
 from .segments import AVGDL_DRIFT, MERGE_SHARE, MERGE_SOON_SHARE, Delta, drift, sorted_positions
 from .store import BuildRecord, Writer, WriteLock, check_path, quick_check, salvage, swap_in
-from .vocabulary import Vocabulary, analyzer_fingerprint, make_analyzer, mine_aliases
+from .vocabulary import Vocabulary, alias_counts, analyzer_fingerprint, make_analyzer
 
 __all__ = ("BuildReport", "Built", "Cancellation", "Counts", "rebuild", "merge", "repair", "Progress", "DEFAULT_PARAMS",
            "problem_line", "die_with_parent")
@@ -298,10 +298,6 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         before_positions = writer.occurrence_keys([f.relative for f in changed] + gone)
         writer.read_every_passage_row()
         known = writer.passage_ids_by_key(set(before_positions.values()))
-        # The passages standing in the changed files before this build, and their articles: a delta
-        # segment indexes them again (index/segments.py).
-        moved = set(known.values())
-        touched = {source for source, _, _ in before_positions} | set(writer.primary_sources(moved).values())
         stored = writer.index_blobs(BUILD_STATE_BLOBS)
         # The sentence model is learnt once, on the first build's corpus (or again when the analysis
         # changed, when every file is re-read): re-learning it would move the cuts of long paragraphs.
@@ -313,6 +309,18 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
             splitter = SentenceSplitter.train(p.text for a in articles for p in a.paragraphs)
         passages = make_passages(articles, splitter)
         known.update(writer.passage_ids_by_key(p.key for p in passages if p.key not in known))
+        # What a delta segment indexes again (index/segments.py): the passages of the articles this build adds,
+        # changes or removes (an unchanged article in a changed file keeps its places as they were), and every
+        # article they stood or stand in first, before the change: an article that loses a passage to an older
+        # one holding the same text is indexed again too.
+        after_signatures = {a.source: _signature(a) for a in articles}
+        changed_articles = {s for s, sig in after_signatures.items() if before_signatures.get(s) != sig}
+        changed_articles |= set(before_signatures) - set(after_signatures)
+        moved_keys = {key for (source, _, _), key in before_positions.items() if source in changed_articles}
+        moved_keys |= {p.key for p in passages if any(o.source in changed_articles for o in p.occurrences)}
+        moved = {known[key] for key in moved_keys if key in known}
+        touched = changed_articles | set(writer.primary_sources(moved).values())
+        gone_texts = writer.texts_by_id(moved) if current and not fresh and not whole else {}
         report("writing", 0, 1)
         writer.delete_files([f.relative for f in changed] + gone)
         _write_articles(writer, articles, {f.relative: f.digest for f in changed})
@@ -324,7 +332,7 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
             _lay_out_stored(writer, analyzer, splitter, report, cancel)
         writer.insert_occurrences(
             (o.source, o.paragraph, o.part, new_rows.ids[p.key], o.section) for p in passages for o in p.occurrences)
-        removed = writer.delete_orphan_passages(moved)
+        removed = writer.delete_orphan_passages(moved)      # only a passage whose places went can be an orphan
         article_count, passage_count = writer.counts()
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
@@ -338,8 +346,9 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
                 facts = base_facts(writer.index_blobs(BASE_FACT_BLOBS))
             if facts is not None:
                 report("compiling", 0, 0)
-                made = _compile_delta(writer, analyzer, params, facts, moved | set(new_rows.ids.values()),
-                                      touched | {a.source for a in articles})
+                made = _compile_delta(writer, analyzer, params, facts,
+                                      moved | {new_rows.ids[key] for key in moved_keys if key in new_rows.ids}, touched,
+                                      gone_texts)
                 if made is not None:
                     delta, expansions = made
                     report("saving", 0, 1)
@@ -351,7 +360,6 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
                 writer.replace_index(blobs)
                 del blobs
             compiled = "whole" if delta is None else "delta"
-        after_signatures = {a.source: _signature(a) for a in articles}
         article_changes = _article_changes(before_signatures, after_signatures, [f.relative for f in changed] + gone)
         after_keys = {(o.source, o.paragraph, o.part): p.key for p in passages for o in p.occurrences}
         passage_changes = _passage_changes(before_positions, after_keys, {row[1] for row in new_rows.inserted}, removed)
@@ -575,20 +583,21 @@ def _compile(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, pla
     articles = ArticleEvidence.build(index, np.frombuffer(article_of, dtype=np.int32),
                                      np.frombuffer(own_lengths, dtype=np.int32), title_terms, sources=sources)
     report("aliases", 0, 1)
-    aliases = mine_aliases(writer.texts())
-    expansions = expansion_table(analyzer, aliases, places)
+    aliases = alias_counts(writer.texts())
+    expansions = expansion_table(analyzer, sorted(list(pair) for pair in aliases), places)
     searcher = Searcher(index, ids, analyzer, splitter, expansions=expansions, places=places, articles=articles)
-    return searcher, to_blobs(searcher, expansions)
+    return searcher, to_blobs(searcher, expansions, aliases)
 
 
 def _compile_delta(writer: Writer, analyzer: Analyzer, params: BM25Params, facts: BaseFacts, moved: set[str],
-                   touched: set[str]) -> tuple[Delta, list[ExpansionGroup]] | None:
+                   touched: set[str], gone_texts: dict[str, str]) -> tuple[Delta, list[ExpansionGroup]] | None:
     """The delta segment over the stored whole compile: every passage a build since then touched, indexed again
     with its context, and every article they stand in, whole (index/segments.py). None when a merge is due
     instead: the delta would pass MERGE_SHARE of the base, or move the average lengths by more than AVGDL_DRIFT.
 
-    moved: the passages that stood or stand in this build's changed files; touched: the articles of those
-    files, before and after, and the primary articles of the moved passages before the change.
+    moved: the passages that stood or stand in this build's changed articles; touched: those articles, and the
+    primary articles of the moved passages before the change; gone_texts: the moved passages' texts as they
+    were before this build (a removed passage's text is deleted with it).
     """
     base_count = len(facts.passage_ids)
     if params != facts.params or params.method != "plus" or not base_count:
@@ -612,10 +621,12 @@ def _compile_delta(writer: Writer, analyzer: Analyzer, params: BM25Params, facts
     del documents
     # Every article a moved passage stands in, and every article this build read, is indexed again whole.
     touched = set(facts.superseded) | touched | {row[4] for row in rows}
+    # An article is some passage's primary place, as in a whole compile: a copy whose every passage stands first
+    # elsewhere has no article document.
     titles = writer.titles(touched)
-    sources = sorted(titles)
+    members = [row for row in writer.context_of(writer.passages_in(titles)) if row[4] in titles]
+    sources = sorted({row[4] for row in members})
     number = {source: a for a, source in enumerate(sources)}
-    members = [row for row in writer.context_of(writer.passages_in(sources)) if row[4] in number]
     words, owners = [], []
     for _pid, tokens, _title, _section, source in members:
         ids = [index.term_ids.get(t) for t in tokens.split()]
@@ -634,12 +645,22 @@ def _compile_delta(writer: Writer, analyzer: Analyzer, params: BM25Params, facts
         / max(len(facts.article_lengths) - len(superseded) + len(sources), 1)
     if drift(base_article_avgdl, live_articles) > AVGDL_DRIFT:
         return None
-    # Aliases are what any passage writes: the base's (analysed already), and those the moved passages add.
-    known_aliases = {tuple(form for form, _ in forms) for kind, forms in facts.expansions if kind == "alias"}
-    new_aliases = [pair for pair in mine_aliases(writer.texts_of(row[0] for row in rows)) if tuple(pair) not in known_aliases]
-    expansions = list(facts.expansions) + expansion_table(analyzer, new_aliases, [])
+    # An alias pair stays while some live passage writes it: the base's count, less its deleted passages' (their
+    # texts read before this build deleted any), plus the delta's.
+    removed = dict(facts.aliases_removed)
+    newly_deleted = set(deleted.tolist()) - set(facts.deleted.tolist())
+    for pair, n in alias_counts(gone_texts[facts.passage_ids[d]] for d in newly_deleted
+                                if facts.passage_ids[d] in gone_texts).items():
+        removed[pair] = removed.get(pair, 0) + n
+    added = alias_counts(writer.texts_of(row[0] for row in rows))
+    live = {pair for pair in facts.aliases.keys() | added.keys()
+            if facts.aliases.get(pair, 0) - removed.get(pair, 0) + added.get(pair, 0) > 0}
+    # The base's table analysed already: its live alias rows and its places; only new pairs are analysed.
+    kept = [(kind, forms) for kind, forms in facts.expansions
+            if kind != "alias" or tuple(form for form, _ in forms) in live]
+    expansions = kept + expansion_table(analyzer, sorted(list(pair) for pair in live - facts.aliases.keys()), [])
     delta = Delta(index, [row[0] for row in rows], articles, deleted.astype(np.int64), sorted(touched),
-                  base_terms=len(facts.vocabulary))
+                  base_terms=len(facts.vocabulary), aliases_removed=removed)
     return delta, expansions
 
 

@@ -37,6 +37,8 @@ _FORMAT, _IDS, _SENTENCES, _TERM_MAP, _EXPANSIONS = "format", "passage_ids", "se
 _LAYOUTS = "layouts"
 # Article evidence (index/search.py ArticleEvidence): its parameters, sources and arrays.
 _ARTICLES = "articles"
+# The mined alias pairs with how many passages write each (in a delta: how many deleted base passages did).
+_ALIASES = "aliases"
 # Names the whole compile a delta extends: a delta whose base is not the stored one is never read.
 _BASE = "base"
 # The delta segment's blobs all start with this; a build that writes a delta replaces only them.
@@ -59,8 +61,10 @@ def layout_format(blobs: dict[str, bytes]) -> int | None:
         return None
 
 
-def to_blobs(searcher: Searcher, expansions: Sequence[ExpansionGroup]) -> dict[str, bytes | memoryview]:
-    """A freshly compiled searcher's blobs, with the whole expansion table it was given."""
+def to_blobs(searcher: Searcher, expansions: Sequence[ExpansionGroup],
+             aliases: dict[tuple[str, str], int]) -> dict[str, bytes | memoryview]:
+    """A freshly compiled searcher's blobs, with the whole expansion table it was given and the alias pairs
+    mined for it, each with how many passages write it (a delta keeps a pair while some live passage does)."""
     assert isinstance(searcher.index, BM25Index), "a whole compile is one index"
     blobs = searcher.index.to_arrays()
     blobs[_FORMAT] = str(INDEX_FORMAT).encode()
@@ -70,6 +74,7 @@ def to_blobs(searcher: Searcher, expansions: Sequence[ExpansionGroup]) -> dict[s
     # The analysis tables, resolved at build time so that start-up does not stem them again.
     blobs[_TERM_MAP] = json.dumps(searcher.analyzer.term_map).encode()
     blobs[_EXPANSIONS] = json.dumps(expansions).encode()
+    blobs[_ALIASES] = _aliases_blob(aliases)
     assert isinstance(searcher.articles, ArticleEvidence)
     blobs.update(_article_blobs(searcher.articles, _ARTICLES))
     blobs[_BASE] = uuid.uuid4().hex.encode()
@@ -92,6 +97,14 @@ def _articles_from(blobs: dict[str, bytes], name: str) -> ArticleEvidence:
                            avgdl=meta.get("avgdl"))
 
 
+def _aliases_blob(counts: dict[tuple[str, str], int]) -> bytes:
+    return json.dumps(sorted([*pair, n] for pair, n in counts.items())).encode()
+
+
+def _aliases_from(blob: bytes | None) -> dict[tuple[str, str], int]:
+    return {(acronym, long_form): n for acronym, long_form, n in json.loads(blob)} if blob else {}
+
+
 def _lines(blob: bytes) -> list[str]:
     return blob.decode().split("\n") if blob else []
 
@@ -112,6 +125,7 @@ def delta_blobs(delta: Delta, expansions: Sequence[ExpansionGroup], base: str) -
     blobs["deleted"] = np.ascontiguousarray(delta.deleted, dtype="<i4").data.cast("B")
     blobs["superseded"] = lines_blob(delta.superseded)
     blobs["expansions"] = json.dumps(expansions).encode()
+    blobs[_ALIASES] = _aliases_blob(delta.aliases_removed)
     blobs.update(_article_blobs(delta.articles, _ARTICLES))
     blobs[_BASE] = base.encode()
     return {DELTA_PREFIX + name: data for name, data in blobs.items()}
@@ -204,12 +218,14 @@ class BaseFacts:
     delta_ids: list[str]            # the stored delta's (empty when there is none)
     deleted: np.ndarray
     superseded: list[str]
-    expansions: list                # the base's expansion table (its aliases are kept)
+    expansions: list                # the base's expansion table
+    aliases: dict[tuple[str, str], int]          # the base's alias pairs, with how many passages write each
+    aliases_removed: dict[tuple[str, str], int]  # ...and how many of those passages the stored delta deleted
 
 
-BASE_FACT_BLOBS = (_FORMAT, _BASE, "meta", "vocabulary", "doc_offsets", _IDS, _EXPANSIONS, _ARTICLES, f"{_ARTICLES}.sources",
-                   f"{_ARTICLES}.lengths", DELTA_PREFIX + _BASE, DELTA_PREFIX + _IDS, DELTA_PREFIX + "deleted",
-                   DELTA_PREFIX + "superseded")
+BASE_FACT_BLOBS = (_FORMAT, _BASE, "meta", "vocabulary", "doc_offsets", _IDS, _EXPANSIONS, _ALIASES, _ARTICLES,
+                   f"{_ARTICLES}.sources", f"{_ARTICLES}.lengths", DELTA_PREFIX + _BASE, DELTA_PREFIX + _IDS,
+                   DELTA_PREFIX + "deleted", DELTA_PREFIX + "superseded", DELTA_PREFIX + _ALIASES)
 """The blobs base_facts reads: a few MB at a million passages, not the hundreds of the arrays."""
 
 
@@ -227,7 +243,8 @@ def base_facts(blobs: dict[str, bytes]) -> BaseFacts | None:
         np.frombuffer(blobs[f"{_ARTICLES}.lengths"], dtype="<i4"),
         _lines(blobs[DELTA_PREFIX + _IDS]) if current else [],
         np.frombuffer(blobs[DELTA_PREFIX + "deleted"], dtype="<i4").astype(np.int64) if current else np.zeros(0, np.int64),
-        _lines(blobs[DELTA_PREFIX + "superseded"]) if current else [], json.loads(blobs[_EXPANSIONS]))
+        _lines(blobs[DELTA_PREFIX + "superseded"]) if current else [], json.loads(blobs[_EXPANSIONS]),
+        _aliases_from(blobs.get(_ALIASES)), _aliases_from(blobs.get(DELTA_PREFIX + _ALIASES)) if current else {})
 
 
 def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:

@@ -325,12 +325,14 @@ class Newsdesk:
             # Asks already running still use the old index. Held here a while longer, it is not freed by
             # whichever of them finishes last (on the loop: a million-passage index takes ~100 ms to free)
             # but emptied later, a slice at a time, in a worker thread.
-            handle = asyncio.get_running_loop().call_later(READER_GRACE_S, self._retire, old)
+            handle = asyncio.get_running_loop().call_later(READER_GRACE_S, self._retire, old, searcher)
             self._retiring.add(handle)
 
-    def _retire(self, old: Searcher) -> None:
+    def _retire(self, old: Searcher, successor: Searcher) -> None:
+        """Empty the old searcher, keeping what its successor shares (a whole compile under deltas): the
+        successor may itself be in its grace, replaced since, and still answering."""
         self._retiring = {h for h in self._retiring if not h.cancelled() and h.when() > asyncio.get_running_loop().time()}
-        task = asyncio.ensure_future(asyncio.to_thread(old.release, self.searcher))
+        task = asyncio.ensure_future(asyncio.to_thread(old.release, successor))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -338,7 +340,11 @@ class Newsdesk:
 
     @property
     def rebuilding(self) -> bool:
-        return self._rebuild_lock.locked()
+        """Whether a rebuild someone asked for runs (a background merge gives way to one, so it does not count)."""
+        return self._rebuild_lock.locked() and not self._merge_running()
+
+    def _merge_running(self) -> bool:
+        return self._merging is not None and not self._merging[0].done()
 
     async def rebuild(self, progress: Progress | None = None, cancel: Cancellation | None = None,
                       on_wait: Callable[[str], None] | None = None) -> BuildReport:
@@ -360,7 +366,7 @@ class Newsdesk:
         return (await self._write_job(building.merge, progress, cancel, on_wait)).report
 
     def _merge_in_background(self) -> None:
-        if self._merging is not None and not self._merging[0].done():
+        if self._merge_running():
             return
         cancel = Cancellation()
 
@@ -378,7 +384,7 @@ class Newsdesk:
         task.add_done_callback(_log_failure)
 
     async def _stop_merge(self) -> None:
-        if self._merging is not None and not self._merging[0].done():
+        if self._merging is not None and self._merge_running():
             task, cancel = self._merging
             cancel.cancel()
             await asyncio.wait({task})
@@ -386,6 +392,7 @@ class Newsdesk:
     async def repair(self, progress: Progress | None = None, cancel: Cancellation | None = None,
                      on_wait: Callable[[str], None] | None = None) -> BuildReport | None:
         """quick_check the database; rebuild it into a new file if damaged. None when it is sound."""
+        await self._stop_merge()
         built = await self._write_job(building.repair, progress, cancel, on_wait)
         return None if built is None else built.report
 

@@ -332,7 +332,7 @@ class Searcher:
             docs: np.ndarray | None = None
             for term in terms:
                 t = self.index.term_ids.get(term)
-                postings = self.index.postings(t) if t is not None else np.zeros(0, np.int32)
+                postings = self.index.live_postings(t) if t is not None else np.zeros(0, np.int32)
                 docs = postings if docs is None else np.intersect1d(docs, postings, assume_unique=True)
             self._co_occurs[terms] = docs is not None and bool(len(docs))
         return self._co_occurs[terms]

@@ -59,6 +59,7 @@ class Delta:
     deleted: np.ndarray                 # base document numbers no longer current (sorted)
     superseded: list[str] = field(default_factory=list)   # sources whose base article document is replaced
     base_terms: int = 0                 # how many of index.vocabulary's terms are the base's
+    aliases_removed: dict[tuple[str, str], int] = field(default_factory=dict)   # alias pairs the deleted wrote
 
 
 class _LiveTerms(Mapping[str, int]):
@@ -165,6 +166,11 @@ class SegmentedIndex:
         parts = [self.base.postings(t)] if t < len(self.base.indptr) - 1 else []
         parts.append(self.delta.postings(t).astype(np.int64) + self.offset)
         return np.concatenate(parts)
+
+    def live_postings(self, t: int) -> np.ndarray:
+        """postings(t) less the deleted documents (reads the whole list: for the rare check that needs it)."""
+        docs = self.postings(t)
+        return docs[~self._deleted_mask[np.minimum(docs, self.offset - 1)] | (docs >= self.offset)]
 
     def document_frequency(self, term: str) -> int:
         t = self.delta.term_ids.get(term)

@@ -801,9 +801,13 @@ class Writer:
         return found
 
     def texts_of(self, ids: Iterable[str]) -> Iterator[str]:
+        yield from self.texts_by_id(ids).values()
+
+    def texts_by_id(self, ids: Iterable[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(ids)), 500):
-            for (text,) in self.conn.execute(f"SELECT text FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                yield text
+            found.update(self.conn.execute(f"SELECT id, text FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return found
 
     def titles(self, sources: Iterable[str]) -> dict[str, str]:
         """Source -> title, for the articles among these that exist."""

@@ -12,7 +12,7 @@ from typing import Iterable
 from .analysis import Analyzer, SnowballStemmer, load_table, load_word_list
 from .bm25 import BM25Params
 
-__all__ = ("Vocabulary", "make_analyzer", "analyzer_fingerprint", "mine_aliases", "ANALYSIS_REVISION")
+__all__ = ("Vocabulary", "make_analyzer", "analyzer_fingerprint", "mine_aliases", "alias_counts", "ANALYSIS_REVISION")
 
 _log = logging.getLogger(__name__)
 
@@ -63,10 +63,17 @@ def mine_aliases(texts: Iterable[str]) -> list[list[str]]:
     The long form must spell the acronym with its capitalised words' initials, which keeps out
     "(AFP)" after a caption or "(R)" after a name.
     """
-    found: set[tuple[str, str]] = set()
+    return sorted(list(pair) for pair in alias_counts(texts))
+
+
+def alias_counts(texts: Iterable[str]) -> dict[tuple[str, str], int]:
+    """mine_aliases' pairs, each with how many of the texts write it: a delta segment (index/segments.py) keeps
+    a pair while some live passage writes it."""
+    counts: dict[tuple[str, str], int] = {}
     for text in texts:
         if "(" not in text:
             continue
+        found: set[tuple[str, str]] = set()
         for m in _PARENTHESISED.finditer(text):
             if m.group(1):      # Long Form (ACR): look back over the words before the parenthesis
                 acronym = m.group(1)
@@ -77,8 +84,10 @@ def mine_aliases(texts: Iterable[str]) -> list[list[str]]:
                 long_form = " ".join(words) if _initials(words) == acronym.replace("&", "") else None
             if long_form:
                 found.add((acronym, long_form))
+        for pair in found:
+            counts[pair] = counts.get(pair, 0) + 1
     # Every spelling is kept ("Guard" and "Guards"): each is what some article wrote.
-    return sorted([acronym, long_form] for acronym, long_form in found)
+    return counts
 
 
 def _matching_tail(words: list[str], acronym: str) -> str | None:

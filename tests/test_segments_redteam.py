@@ -1,8 +1,8 @@
 """Red-team checks of the delta segment (index/segments.py, issue 10 item 1): a small change over a real base build,
 then the segmented database compared with the same database merged (which a build from scratch matches).
 
-Each xfail(strict) test is a finding: it fails now and shows, in one line, what a user would meet; the mark goes
-when the fix lands. The tests that pass guard paths tests/test_segments.py does not walk.
+Each test that starts with a "Shows:" comment was a finding: it failed before its fix and shows, in one line, what a
+user would have met. The others guard paths tests/test_segments.py does not walk.
 """
 
 from __future__ import annotations
@@ -115,8 +115,6 @@ def _edit_older_to_hold_it(corpus: Path) -> None:
     (corpus / "earlier.md").write_text(_md("Earlier tariff story", "2019-01-01", SHARED, "A wobblefin was seen off Zuwara."))
 
 
-@pytest.mark.xfail(strict=True, reason="the old primary article of a passage an older article now holds is not "
-                                       "superseded: its base evidence still counts the passage's words")
 @pytest.mark.parametrize("change", [_add_older_copy, _edit_older_to_hold_it], ids=["added", "edited"])
 def test_an_older_article_taking_a_shared_passage_takes_its_article_evidence(
         base: Path, tmp_path: Path, change: Callable[[Path], None]) -> None:
@@ -128,8 +126,6 @@ def test_an_older_article_taking_a_shared_passage_takes_its_article_evidence(
     assert error <= 2 * AVGDL_DRIFT, (source, error)
 
 
-@pytest.mark.xfail(strict=True, reason="an article that is the primary place of no passage gets an article in the "
-                                       "delta; a whole compile has none for it, so every article idf moves")
 def test_a_syndicated_copy_adds_no_article(base: Path, tmp_path: Path) -> None:
     # Shows: a newer wire copy of harbour.md (every paragraph shared) adds one to the live article count: the
     # evidence of articles the build never touched ("Generated dispatch" ones) moves by ~10%, past the bound.
@@ -147,8 +143,6 @@ def _withdraw_agency(corpus: Path) -> None:
     (corpus / "agency.txt").unlink()
 
 
-@pytest.mark.xfail(strict=True, reason="the delta keeps every alias of the base's table, also those only a "
-                                       "removed passage wrote")
 def test_an_alias_only_a_removed_article_wrote_is_not_expanded(base: Path, tmp_path: Path) -> None:
     # Shows: after the article defining "Zentral Blorp Agency (ZBA)" is withdrawn, "ZBA budget" still says it
     # searched for Zentral Blorp Agency and returns passages that never mention the ZBA, as no merge would.
@@ -158,8 +152,6 @@ def test_an_alias_only_a_removed_article_wrote_is_not_expanded(base: Path, tmp_p
     assert [h.passage_id for h in a.hits] == [h.passage_id for h in b.hits]
 
 
-@pytest.mark.xfail(strict=True, reason="Searcher._occurs reads SegmentedIndex.postings, which keep the base's "
-                                       "deleted documents")
 def test_a_form_occurs_only_in_live_passages(base: Path, tmp_path: Path) -> None:
     # Shows: "Quorvish Frandel Office" counts as written somewhere (so it is added to "QFO") although the only
     # passage holding its three words was removed; the merged index says it occurs nowhere.
@@ -170,8 +162,6 @@ def test_a_form_occurs_only_in_live_passages(base: Path, tmp_path: Path) -> None
     assert not segmented._occurs(form)
 
 
-@pytest.mark.xfail(strict=True, reason="Newsdesk._retire releases an old searcher keeping what the *current* one "
-                                       "shares, not what a still-retiring segmented searcher shares with it")
 def test_retiring_the_base_searcher_spares_the_delta_searcher_still_in_its_grace(
         base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Shows: base A -> delta S1 -> background merge W within READER_GRACE_S; when A's grace ends, A.release(W)
@@ -193,15 +183,13 @@ def test_retiring_the_base_searcher_spares_the_delta_searcher_still_in_its_grace
             assert desk._merging is not None
             await asyncio.wait_for(desk._merging[0], 60)
             assert desk.searcher is not None and not isinstance(desk.searcher.index, SegmentedIndex)
-            desk._retire(first)                 # what first's grace timer does, the merged searcher current by then
+            desk._retire(first, segmented)      # what first's grace timer does, the merged searcher current by then
             await asyncio.gather(*desk._background)
             assert [(h.passage_id, h.score) for h in segmented.search("Generated dispatch 12", k=5).hits] == before
 
     asyncio.run(go())
 
 
-@pytest.mark.xfail(strict=True, reason="Newsdesk._rebuild_when_free (add, fetch) waits while `rebuilding`, which a "
-                                       "background merge holds: the merge runs to its end before the new article")
 def test_adding_an_article_stops_a_background_merge(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Shows: /add (and a feed fetch) during a background merge waits for the whole merge (about a minute at 1M
     # passages) and then builds its delta over the merged base, where rebuild() stops the merge and runs first.
@@ -216,8 +204,9 @@ def test_adding_an_article_stops_a_background_merge(base: Path, tmp_path: Path, 
             edited = sorted(corpus.glob("gen_*.txt"))[0]
             edited.write_text(edited.read_text().replace("Generated", "Edited", 1))
             assert (await desk.rebuild()).compiled == "delta"
-            while not desk.rebuilding:          # the background merge has taken the rebuild lock
+            while not desk._rebuild_lock.locked():      # the background merge has taken the rebuild lock
                 await asyncio.sleep(0.01)
+            assert not desk.rebuilding                  # ...which is no rebuild anyone waits for
             _, report = await desk.add("later.txt", data=b"A later story\n\nThe quibbleworth committee met in Benghazi.\n")
             assert report.compiled == "delta"
             assert isinstance(desk.searcher.index, SegmentedIndex) and desk.searcher.index.base is first
@@ -225,8 +214,6 @@ def test_adding_an_article_stops_a_background_merge(base: Path, tmp_path: Path, 
     asyncio.run(go())
 
 
-@pytest.mark.xfail(strict=True, reason="a changed file moves every passage it held: one record appended to a .jsonl "
-                                       "re-indexes all its articles, here past MERGE_SHARE (a whole compile)")
 def test_appending_to_a_jsonl_indexes_only_the_new_article(base: Path, tmp_path: Path) -> None:
     # Shows: with 200 wire records in one .jsonl (400 of ~3,500 passages), appending a 201st compiles everything;
     # at 1M passages a 10,000-record file makes each append a 20,000-passage delta and a background merge.
