@@ -13,7 +13,9 @@ merge. Each term's impact is tf (k1 + 1) / (tf + k1 (1 - b + b dl / avgdl)), and
 scales that denominator's length part by 1/r, so an impact moves by a factor between 1/r and r. A build
 merges instead when the live average differs from the frozen one by more than AVGDL_DRIFT: between merges
 every score is within that share of what a merged index gives it (tests/test_segments.py measures it), and
-after a merge it is the merged index's exactly.
+after a merge it is the merged index's exactly. Alias pairs are kept with how many passages write them, so
+one only a deleted passage wrote is dropped. What a delta does not reproduce: passages with equal scores may
+come in another order than after a merge (ties are settled by document number, and the delta's come last).
 """
 
 from __future__ import annotations
