@@ -8,6 +8,7 @@ added, one edited and one removed. Every check compares the segmented index with
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -248,3 +249,15 @@ def test_a_build_by_another_process_is_loaded_over_the_same_base(built: dict, tm
             assert (await desk.ask("quibbleworth committee")).results
 
     asyncio.run(go())
+
+
+def test_newsdesk_index_merge_compiles_the_delta_away(built: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from index.cli import main
+
+    db, corpus = _copy(built, tmp_path)
+    assert main(["index", "merge", "--db", str(db), "--corpus", str(corpus), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["compiled"] == "whole" and report["delta_passages"] == 0
+    assert not isinstance(_stored(db).index, SegmentedIndex)
+    assert main(["index", "merge", "--db", str(db), "--corpus", str(corpus), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["compiled"] == "kept"      # nothing left to merge
