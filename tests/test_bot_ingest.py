@@ -114,3 +114,26 @@ def test_fetch_interval_setting():
     assert fetch_interval({}) == 1800
     assert fetch_interval({"NEWSDESK_FETCH_INTERVAL": "0"}) == 0
     assert fetch_interval({"NEWSDESK_FETCH_INTERVAL": "5"}) == 300
+
+
+@pytest.mark.asyncio
+async def test_an_article_added_in_the_bot_is_indexed_as_a_delta_and_answers(fake: FakeDiscord, bot: NewsdeskBot, news,
+                                                                            monkeypatch) -> None:
+    """The shipped corpus is too small for a delta (one article is past MERGE_SHARE of it and moves the average
+    length past AVGDL_DRIFT): with both raised, /add goes the way it goes at scale, and /ask and /cite read the
+    new passages through the segmented index."""
+    from index.segments import SegmentedIndex
+
+    monkeypatch.setattr("index.build.MERGE_SHARE", 1.0)
+    monkeypatch.setattr("index.build.AVGDL_DRIFT", 1.0)
+    monkeypatch.setattr("index.build.MERGE_SOON_SHARE", 1.0)
+    base = bot.desk.searcher.index
+    payload, _ = await slash(fake, "add", {"url": news.base + "/news/school"}, user=ADMIN)
+    await fake.wait_for_request("PATCH", original(payload), predicate=lambda r: "Searchable now" in r.json["content"])
+    assert isinstance(bot.desk.searcher.index, SegmentedIndex) and bot.desk.searcher.index.base is base
+    asked, _ = await slash(fake, "ask", {"question": "solar roof village school Xylo"}, user=STRANGER)
+    answer = (await fake.wait_for_webhook(asked)).json["content"]
+    assert "switched on a **solar roof**" in answer
+    passage = re.search(r"`([a-z2-7]{7,})`", answer).group(1)
+    _, card = await slash(fake, "cite", {"id": passage}, user=STRANGER)
+    assert "solar roof" in content_of(card) and not is_ephemeral(card)
