@@ -276,18 +276,22 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
     if not corpus.exists():
         raise CorpusError(f"The corpus folder {corpus} does not exist.", "Pass --corpus PATH or set NEWSDESK_CORPUS.")
     report("scanning", 0, 1)
-    files, problems = scan_corpus(corpus)
+    stored_files = writer.file_states()     # the write lock is held: no other build changes them meanwhile
+    files, problems = scan_corpus(corpus, stored_files)
     if not files:
         raise CorpusError(f"The corpus folder {corpus} has no readable article files (.txt, .md, .html, .jsonl).",
                           "\n".join(str(p) for p in problems) or None)
     vocabulary = Vocabulary.load()
     fingerprint = analyzer_fingerprint(vocabulary, params)
     with writer.transaction():
-        stored_hashes = writer.file_hashes()
+        stored_hashes = {file: digest for file, (digest, _stat) in stored_files.items()}
         fresh = writer.last_analyzer() != fingerprint
         changed = [f for f in files if fresh or stored_hashes.get(f.relative) != f.digest]
         present = {f.relative for f in files}
         gone = [name for name in stored_hashes if name not in present]
+        read = {f.relative for f in changed}
+        writer.set_file_stats({f.relative: f.stat for f in files if f.relative in stored_files and f.relative not in read
+                               and f.stat != stored_files[f.relative][1]})
         articles, parse_problems = _parse_all(changed, report)
         problems += parse_problems
         # Only the changed files' articles and passages are read back (reading them all was most of a small
@@ -323,7 +327,7 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         gone_texts = writer.texts_by_id(moved) if current and not fresh and not whole else {}
         report("writing", 0, 1)
         writer.delete_files([f.relative for f in changed] + gone)
-        _write_articles(writer, articles, {f.relative: f.digest for f in changed})
+        _write_articles(writer, articles, {f.relative: (f.digest, f.stat) for f in changed})
         analyzer = make_analyzer(vocabulary)    # one per build: the irregular table is stemmed once
         new_rows = _analyse(passages, known, _taken_ids(writer, passages, known), analyzer, splitter, fresh, report, cancel)
         writer.update_tokens((tokens, layout, key) for key, (tokens, layout) in new_rows.refreshed.items())
@@ -538,9 +542,9 @@ def _tokenize_chunk(job: tuple[list[str], bool]) -> list[tuple[str, bytes]]:
     return [(" ".join(_worker_analyzer.tokenize(text)) if tokens else "", _worker_lay_out(text)) for text in texts]
 
 
-def _write_articles(writer: Writer, articles: list[Article], digests: dict[str, str]) -> None:
+def _write_articles(writer: Writer, articles: list[Article], hashed: dict[str, tuple[str, str | None]]) -> None:
     writer.insert_articles(
-        (a.source, a.file, digests[a.file], _signature(a), a.title, a.url, a.outlet, a.published, a.author,
+        (a.source, a.file, *hashed[a.file], _signature(a), a.title, a.url, a.outlet, a.published, a.author,
          len(a.paragraphs))
         for a in articles)
 

@@ -41,14 +41,15 @@ __all__ = ("Reader", "Writer", "WriteLock", "ArticleInfo", "Located", "PassageRe
 _log = logging.getLogger(__name__)
 _R = TypeVar("_R")
 
-# 2 added pending_answers, 3 passages.layout. Every statement is IF NOT EXISTS, so running SCHEMA migrates an
+# 2 added pending_answers, 3 passages.layout, 4 articles.file_stat. Every statement is IF NOT EXISTS, so running SCHEMA migrates an
 # older file; a column added to an existing table is in _ADDED_COLUMNS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
     source     TEXT PRIMARY KEY,      -- corpus-relative path, "#id" appended for a .jsonl line
     file       TEXT NOT NULL,         -- corpus-relative path of the file it came from
     file_hash  TEXT NOT NULL,         -- sha256 of the file's bytes: unchanged files are not re-read
+    file_stat  TEXT,                  -- its size, mtime and inode when hashed, once settled: the same stat, no new hash
     signature  TEXT NOT NULL,         -- sha256 of title, metadata and paragraphs: tells "changed" apart
     title      TEXT NOT NULL,
     url        TEXT,
@@ -108,7 +109,7 @@ CREATE TABLE IF NOT EXISTS pending_answers (
 );
 """
 
-_ADDED_COLUMNS = (("passages", "layout", "BLOB"),)
+_ADDED_COLUMNS = (("passages", "layout", "BLOB"), ("articles", "file_stat", "TEXT"))
 
 # A passage's primary place, the one its citation names: the earliest dated article, then by path.
 _PRIMARY_FIRST = "a.published IS NULL, a.published, a.source, o.paragraph"
@@ -666,8 +667,14 @@ class Writer:
 
     # -- the statements of a rebuild --------------------------------------------------------------
 
-    def file_hashes(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT DISTINCT file, file_hash FROM articles"))
+    def file_states(self) -> dict[str, tuple[str, str | None]]:
+        """File -> (sha256 of its bytes, its stat when hashed or None), for every file the index holds."""
+        return {file: (digest, stat) for file, digest, stat in
+                self.conn.execute("SELECT DISTINCT file, file_hash, file_stat FROM articles")}
+
+    def set_file_stats(self, stats: dict[str, str | None]) -> None:
+        """Record the stat of files hashed again and found unchanged (touched, or hashed before stats were kept)."""
+        self.conn.executemany("UPDATE articles SET file_stat = ? WHERE file = ?", [(st, f) for f, st in stats.items()])
 
     def article_signatures(self, files: Iterable[str]) -> dict[str, str]:
         """Source -> signature, for the articles of the given files."""
@@ -721,8 +728,8 @@ class Writer:
 
     def insert_articles(self, rows: Iterable[tuple]) -> None:
         self.conn.executemany(
-            """INSERT INTO articles (source, file, file_hash, signature, title, url, outlet, published, author, paragraphs)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
+            """INSERT INTO articles (source, file, file_hash, file_stat, signature, title, url, outlet, published, author,
+                                     paragraphs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
 
     def insert_passages(self, rows: Iterable[tuple[str, str, str, str, bytes]]) -> None:
         """(id, key, text, tokens, layout) rows."""

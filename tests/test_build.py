@@ -386,3 +386,38 @@ async def test_a_build_committed_by_another_process_is_picked_up_while_asking(se
         answer = await desk.ask("quokka census")
         assert desk.build.id == first + 1
         assert answer.results and "12,000 quokkas" in answer.results[0].record.text
+
+
+def test_a_file_whose_stat_is_unchanged_is_not_hashed_again(tmp_path, monkeypatch):
+    """Size, mtime and inode as they were when the file was hashed: the stored hash stands (as git does). A
+    change that moves the mtime is read; a file written just now is hashed again until it has settled."""
+    import index.corpus
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SHIPPED_CORPUS, corpus)
+    hour_ago = os.stat(corpus).st_mtime - 3600
+    for f in corpus.iterdir():
+        os.utime(f, (hour_ago, hour_ago))
+    db = tmp_path / "news.db"
+    rebuild(db, corpus)
+    hashed: list[str] = []
+    real_digest = index.corpus._digest
+    monkeypatch.setattr(index.corpus, "_digest", lambda path: hashed.append(path.name) or real_digest(path))
+
+    assert rebuild(db, corpus).report.files_read == 0 and hashed == []
+    first = sorted(corpus.iterdir())[0]
+    text = first.read_text(encoding="utf-8")
+    first.write_text(text.replace("the", "teh", 1), encoding="utf-8")           # the same size
+    os.utime(first, (hour_ago + 60, hour_ago + 60))
+    report = rebuild(db, corpus).report
+    assert hashed == [first.name] and report.files_read == 1 and report.article_changes.changed == 1
+
+    hashed.clear()
+    (corpus / "fresh.txt").write_text("A fresh story\n\nThe zanzibarite council met on Monday.\n", encoding="utf-8")
+    rebuild(db, corpus)
+    rebuild(db, corpus)                         # written just now: not settled, hashed again
+    assert hashed == ["fresh.txt", "fresh.txt"]
+    os.utime(corpus / "fresh.txt", (hour_ago, hour_ago))
+    rebuild(db, corpus)                         # hashed (its stat moved), found unchanged, its stat kept
+    rebuild(db, corpus)
+    assert hashed == ["fresh.txt"] * 3
