@@ -340,38 +340,22 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         article_count, passage_count = writer.counts()
         if article_count == 0:
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
-        searcher, delta, expansions = None, None, []      # type: tuple[Searcher | None, Delta | None, list[ExpansionGroup]]
-        facts = None
         if current and untouched and not (whole and has_delta(stored)):
             _log.info("Nothing changed: the compiled index is kept")
-            compiled = "kept"
+            written = _Written("kept")
         else:
-            if current and not fresh and not whole:
-                facts = base_facts(writer.index_blobs(BASE_FACT_BLOBS))
-            if facts is not None:
-                report("compiling", 0, 0)
-                made = _compile_delta(writer, analyzer, params, facts,
-                                      moved | {new_rows.ids[key] for key in moved_keys if key in new_rows.ids}, touched,
-                                      gone_texts)
-                if made is not None:
-                    delta, expansions = made
-                    report("saving", 0, 1)
-                    writer.replace_index(delta_blobs(delta, expansions, facts.token), prefix=DELTA_PREFIX)
-            if delta is None:
-                report("compiling", 0, passage_count)
-                searcher, blobs = _compile(writer, splitter, analyzer, vocabulary.places, params, report)
-                report("saving", 0, 1)
-                writer.replace_index(blobs)
-                del blobs
-            compiled = "whole" if delta is None else "delta"
+            facts = base_facts(writer.index_blobs(BASE_FACT_BLOBS)) if current and not fresh and not whole else None
+            moved |= {new_rows.ids[key] for key in moved_keys if key in new_rows.ids}
+            written = _store_index(writer, splitter, analyzer, vocabulary.places, params, report, passage_count,
+                                   facts, moved, touched, gone_texts)
         article_changes = _article_changes(before_signatures, after_signatures, [f.relative for f in changed] + gone)
         after_keys = {(o.source, o.paragraph, o.part): p.key for p in passages for o in p.occurrences}
         passage_changes = _passage_changes(before_positions, after_keys, {row[1] for row in new_rows.inserted}, removed)
         seconds = time.perf_counter() - started
         result = BuildReport(0, article_count, passage_count, article_changes, passage_changes,
                              files_read=len(changed), files_unchanged=len(files) - len(changed),
-                             problems=problems, seconds=seconds, compiled=compiled,
-                             delta_passages=len(delta.passage_ids) if delta is not None else 0)
+                             problems=problems, seconds=seconds, compiled=written.compiled,
+                             delta_passages=len(written.delta.passage_ids) if written.delta is not None else 0)
         result.build_id = writer.add_build(str(corpus.resolve()), fingerprint, article_count, passage_count,
                                            seconds, result.to_dict())
         record = writer.current_build()
@@ -383,11 +367,43 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
     if progress is not None:
         progress("done", 1, 1)
     assert record is not None
-    if delta is None:
-        return Built(result, record, searcher)
-    assert facts is not None
-    result.merge_due = len(delta.passage_ids) > MERGE_SOON_SHARE * len(facts.passage_ids)
-    return Built(result, record, None, delta, expansions, facts.token)
+    if written.delta is None:
+        return Built(result, record, written.searcher)
+    result.merge_due = len(written.delta.passage_ids) > MERGE_SOON_SHARE * written.base_passages
+    return Built(result, record, None, written.delta, written.expansions, written.base)
+
+
+@dataclass
+class _Written:
+    """How a build stored its index: compiled "whole" (the searcher), a "delta" over the whole compile named
+    `base` (of base_passages passages), or "kept" as it was."""
+
+    compiled: str
+    searcher: Searcher | None = None
+    delta: Delta | None = None
+    expansions: list[ExpansionGroup] = field(default_factory=list)
+    base: str | None = None
+    base_passages: int = 0
+
+
+def _store_index(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, places: list[list[str]],
+                 params: BM25Params, report: Progress, passage_count: int, facts: BaseFacts | None, moved: set[str],
+                 touched: set[str], gone_texts: dict[str, str]) -> _Written:
+    """A delta over the stored whole compile when there is one to extend (facts) and the change is small
+    enough (_compile_delta), else the whole index compiled; stored either way."""
+    if facts is not None:
+        report("compiling", 0, 0)
+        made = _compile_delta(writer, analyzer, params, facts, moved, touched, gone_texts)
+        if made is not None:
+            delta, expansions = made
+            report("saving", 0, 1)
+            writer.replace_index(delta_blobs(delta, expansions, facts.token), prefix=DELTA_PREFIX)
+            return _Written("delta", None, delta, expansions, facts.token, len(facts.passage_ids))
+    report("compiling", 0, passage_count)
+    searcher, blobs = _compile(writer, splitter, analyzer, places, params, report)
+    report("saving", 0, 1)
+    writer.replace_index(blobs)
+    return _Written("whole", searcher)
 
 
 def problem_line(problem: Problem) -> str:
