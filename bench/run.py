@@ -1,6 +1,6 @@
 """Issue 10's targets, measured on the product in one run, each beside its anchor or baseline from the same run.
 
-    python -m bench.run                     # 118k and 1M passages: about 12 minutes on 2 cores
+    python -m bench.run                     # 118k and 1M passages: about 10 minutes on 2 cores
     python -m bench.run --quick             # 118k only, fewer questions and repeats: about 2 minutes
     python -m bench.run --readme            # also rewrite README's Benchmarks table from this run
     python -m bench.run --readme --from bench/results/run.json     # the table again from a saved run
@@ -82,7 +82,7 @@ SRC = REPO_ROOT       # where the measured processes import index/ and bot/ from
 def snapshot(rev: str, dest: Path) -> Path:
     """index/ and bot/ as committed at rev, with today's bench/ beside them, in dest.
 
-    Other engineers edit the checkout while a run takes its 12 minutes: measured from a snapshot, every
+    Other engineers edit the checkout while a run takes its 10 minutes: measured from a snapshot, every
     process of the run imports the same engine, and the one the table names.
     """
     shutil.rmtree(dest, ignore_errors=True)
