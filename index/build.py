@@ -27,7 +27,7 @@ import numpy as np
 from .analysis import Analyzer, SentenceSplitter
 from .bm25 import BM25Index, BM25Params
 from .compiled import (BASE_FACT_BLOBS, BUILD_STATE_BLOBS, DELTA_PREFIX, INDEX_FORMAT, BaseFacts, base_facts,
-                       delta_blobs, has_delta, index_format, layout_format, stored_splitter, to_blobs)
+                       delta_blobs, delta_size, has_delta, index_format, layout_format, stored_splitter, to_blobs)
 from .corpus import Article, Problem, parse_file, scan_corpus
 from .memory import release_gradually
 from .errors import BuildFailed, BuildInterrupted, CorpusError, DatabaseDamaged, NewsdeskError
@@ -342,7 +342,7 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
             raise CorpusError(f"Nothing in {corpus} could be indexed.", "\n".join(str(p) for p in problems) or None)
         if current and untouched and not (whole and has_delta(stored)):
             _log.info("Nothing changed: the compiled index is kept")
-            written = _Written("kept")
+            written = _Written("kept", kept_delta=delta_size(stored))
         else:
             facts = base_facts(writer.index_blobs(BASE_FACT_BLOBS)) if current and not fresh and not whole else None
             moved |= {new_rows.ids[key] for key in moved_keys if key in new_rows.ids}
@@ -355,7 +355,7 @@ def _rebuild(writer: Writer, corpus: Path, progress: Progress | None, cancel: Ca
         result = BuildReport(0, article_count, passage_count, article_changes, passage_changes,
                              files_read=len(changed), files_unchanged=len(files) - len(changed),
                              problems=problems, seconds=seconds, compiled=written.compiled,
-                             delta_passages=len(written.delta.passage_ids) if written.delta is not None else 0)
+                             delta_passages=written.delta_passages)
         result.build_id = writer.add_build(str(corpus.resolve()), fingerprint, article_count, passage_count,
                                            seconds, result.to_dict())
         record = writer.current_build()
@@ -384,6 +384,11 @@ class _Written:
     expansions: list[ExpansionGroup] = field(default_factory=list)
     base: str | None = None
     base_passages: int = 0
+    kept_delta: int = 0             # "kept": the passages of the delta stored before, kept with the rest
+
+    @property
+    def delta_passages(self) -> int:
+        return len(self.delta.passage_ids) if self.delta is not None else self.kept_delta
 
 
 def _store_index(writer: Writer, splitter: SentenceSplitter, analyzer: Analyzer, places: list[list[str]],

@@ -23,7 +23,7 @@ from .vocabulary import Vocabulary
 
 __all__ = ("INDEX_FORMAT", "index_format", "layout_format", "to_blobs", "from_blobs", "stored_splitter",
            "BUILD_STATE_BLOBS", "delta_blobs", "with_delta", "BaseFacts", "base_facts", "BASE_FACT_BLOBS",
-           "DELTA_PREFIX", "base_token")
+           "DELTA_PREFIX", "base_token", "has_delta", "delta_size")
 
 _log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def stored_splitter(blobs: dict[str, bytes]) -> SentenceSplitter | None:
     return SentenceSplitter.from_json(blobs[_SENTENCES].decode()) if _SENTENCES in blobs else None
 
 
-BUILD_STATE_BLOBS = (_FORMAT, _SENTENCES, _LAYOUTS, _BASE, DELTA_PREFIX + _BASE)
+BUILD_STATE_BLOBS = (_FORMAT, _SENTENCES, _LAYOUTS, _BASE, DELTA_PREFIX + _BASE, DELTA_PREFIX + _IDS)
 """The blobs a later build reads back: the format, the sentence model it keeps, whether layouts are current,
 and whether a delta extends the whole compile."""
 
@@ -260,3 +260,8 @@ and whether a delta extends the whole compile."""
 def has_delta(blobs: dict[str, bytes]) -> bool:
     """Whether the stored index (blobs holding BUILD_STATE_BLOBS) has a delta over its whole compile."""
     return _BASE in blobs and blobs.get(DELTA_PREFIX + _BASE) == blobs[_BASE]
+
+
+def delta_size(blobs: dict[str, bytes]) -> int:
+    """How many passages the stored delta holds (blobs holding BUILD_STATE_BLOBS); 0 without one."""
+    return len(_lines(blobs[DELTA_PREFIX + _IDS])) if has_delta(blobs) else 0

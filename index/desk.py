@@ -30,6 +30,7 @@ from .config import Settings
 from .errors import (ArticleNotFound, BuildInterrupted, DatabaseBusy, DatabaseDamaged, IndexNotBuilt,
                      PassageNotFound, QueryError, RebuildInProgress)
 from .listing import Named, focus_of, names_in_quotes
+from .memory import return_free_memory
 from .quotes import QUOTE_CHARS, Quote, TextLayout, quote_of
 from .inert import clean, inert
 from .search import Hit, Searcher, SearchResult
@@ -333,6 +334,12 @@ class Newsdesk:
         successor may itself be in its grace, replaced since, and still answering."""
         self._retiring = {h for h in self._retiring if not h.cancelled() and h.when() > asyncio.get_running_loop().time()}
         task = asyncio.ensure_future(asyncio.to_thread(old.release, successor))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda _: self._in_background(return_free_memory))   # once the old index is gone
+
+    def _in_background(self, work: Callable[[], Any]) -> None:
+        task = asyncio.ensure_future(asyncio.to_thread(work))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

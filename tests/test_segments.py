@@ -261,3 +261,9 @@ def test_newsdesk_index_merge_compiles_the_delta_away(built: dict, tmp_path: Pat
     assert not isinstance(_stored(db).index, SegmentedIndex)
     assert main(["index", "merge", "--db", str(db), "--corpus", str(corpus), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["compiled"] == "kept"      # nothing left to merge
+
+
+def test_a_build_that_changes_nothing_reports_the_delta_it_keeps(built: dict, tmp_path: Path) -> None:
+    db, corpus = _copy(built, tmp_path)
+    report = rebuild(db, corpus).report
+    assert (report.compiled, report.delta_passages) == ("kept", built["second"].report.delta_passages)
