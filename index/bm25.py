@@ -364,9 +364,14 @@ class BM25Index:
 
     def top_k(self, tokens: Sequence[str] | dict[int, float], k: int) -> list[ScoredDoc]:
         """The k best documents that match at least one term: score desc, then document number."""
+        docs, scores = self.top_k_arrays(tokens, k)
+        return [ScoredDoc(d, s) for d, s in zip(docs.tolist(), scores.tolist())]
+
+    def top_k_arrays(self, tokens: Sequence[str] | dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """top_k as two arrays, documents and scores: the search path makes no object per document."""
         weights = tokens if isinstance(tokens, dict) else self.query_weights(tokens)
         if not weights or k <= 0:
-            return []
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
         if not self.all_positive:
             return self._top_k_exhaustive(weights, k)
         # Highest possible contribution first: rare terms find the candidates, common terms refine them.
@@ -427,7 +432,7 @@ class BM25Index:
         # Ties at the k-th score are settled by document number, among every document that has it.
         ranked = np.lexsort((candidates, -scores))[:k]
         constant = sum(w * float(self.constants[t]) for t, w in weights.items())
-        return [ScoredDoc(int(candidates[j]), float(scores[j]) + constant) for j in ranked]
+        return candidates.take(ranked), scores.take(ranked) + constant
 
     def _postings(self, t: int) -> np.ndarray:
         """Term t's documents as native indices: numpy scatters through int32 indices at half the speed."""
@@ -470,13 +475,13 @@ class BM25Index:
                 kth = max(kth, _kth_at_least(scores.take(keep), k, kth))
         return candidates
 
-    def _top_k_exhaustive(self, weights: dict[int, float], k: int) -> list[ScoredDoc]:
+    def _top_k_exhaustive(self, weights: dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
         sparse = self.scores(weights) - sum(w * float(self.constants[t]) for t, w in weights.items())
         matched = np.unique(np.concatenate([self.doc_ids[self.indptr[t]:self.indptr[t + 1]] for t in weights]))
         scores = sparse[matched]
         ranked = np.lexsort((matched, -scores))[:k]
         constant = sum(w * float(self.constants[t]) for t, w in weights.items())
-        return [ScoredDoc(int(matched[j]), float(scores[j]) + constant) for j in ranked]
+        return matched.take(ranked), scores.take(ranked) + constant
 
     def term_weight(self, term: str) -> float:
         """The largest score one occurrence of a term can add: 0 for an unknown term."""

@@ -286,7 +286,10 @@ def quote_of(text: str, layout: "TextLayout", terms: Iterable[str], max_chars: i
     if len(chosen) == 1 and chosen[0][1] - chosen[0][0] > max_chars:
         chosen = [_clip_sentence(text, chosen[0], highlights, max_chars)]
     shown = tuple(chosen)
-    kept = tuple(h for h in highlights if any(s <= h[0] and h[1] <= e for s, e in shown))
+    # The highlights inside a shown sentence: the one that starts last at or before a highlight is the only
+    # one that can hold it (the spans are sorted and apart).
+    starts = [s for s, _ in shown]
+    kept = tuple(h for h in highlights if (i := bisect_right(starts, h[0]) - 1) >= 0 and h[1] <= shown[i][1])
     return Quote(text, shown, kept)
 
 

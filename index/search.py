@@ -364,7 +364,8 @@ class Searcher:
 
     def _bm25(self, ids: dict[int, float], depth: int, within: set[str] | None) -> list[tuple[int, float]]:
         if within is None:
-            return [(d.doc, d.score) for d in self.index.top_k(ids, depth)]
+            docs, scores = self.index.top_k_arrays(ids, depth)
+            return list(zip(docs.tolist(), scores.tolist()))
         docs = np.array(sorted(self.doc_of[p] for p in within if p in self.doc_of), dtype=np.int64)
         if not len(docs):
             return []

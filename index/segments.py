@@ -140,20 +140,27 @@ class SegmentedIndex:
                 if t < known and segment.indptr[t + 1] > segment.indptr[t]}
 
     def top_k(self, weights: dict[int, float], k: int) -> list[ScoredDoc]:
+        docs, scores = self.top_k_arrays(weights, k)
+        return [ScoredDoc(d, s) for d, s in zip(docs.tolist(), scores.tolist())]
+
+    def top_k_arrays(self, weights: dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
         constant = sum(w * float(self.constants[t]) for t, w in weights.items())
-        found: list[tuple[int, float]] = []
+        docs, scores = [np.zeros(0, dtype=np.intp)], [np.zeros(0)]
         for segment, offset in ((self.base, 0), (self.delta, self.offset)):
             scaled = self._scaled(segment, weights)
             if not scaled:
                 continue
             own = sum(w * float(segment.constants[t]) for t, w in scaled.items())
             extra = int(sum(self.deleted_df[t] for t in scaled)) if segment is self.base else 0
-            for d in segment.top_k(scaled, k + extra):
-                if segment is self.base and self._deleted_mask[d.doc]:
-                    continue
-                found.append((d.doc + offset, d.score - own + constant))
-        found.sort(key=lambda hit: (-hit[1], hit[0]))
-        return [ScoredDoc(doc, score) for doc, score in found[:k]]
+            found, score = segment.top_k_arrays(scaled, k + extra)
+            if segment is self.base:
+                live = ~self._deleted_mask[found]
+                found, score = found[live], score[live]
+            docs.append(found + offset)
+            scores.append(score - own + constant)
+        found, score = np.concatenate(docs), np.concatenate(scores)
+        ranked = np.lexsort((found, -score))[:k]
+        return found[ranked], score[ranked]
 
     def scores(self, weights: dict[int, float]) -> np.ndarray:
         """Every document number's score (deleted ones too: callers ask only for live documents)."""
