@@ -286,7 +286,9 @@ class Newsdesk:
         """Load the build that made an ask's hits stale: once, however many asks found it at the same time
         (each load holds a whole index; at 1M passages, 155 MB)."""
         async with self._catching_up:
-            while self.rebuilding:        # our own rebuild committed it and swaps it in when its thread returns
+            # Our own rebuild (or merge: only it can have committed while it holds the write lock) swaps its
+            # build in when its thread returns, moments after the commit: loading it again would be a second copy.
+            while self._rebuild_lock.locked():
                 await asyncio.sleep(0.05)
             stored = await (await self._read()).current_build()
             if stored is not None and self.build is not None and stored.id <= self.build.id:
@@ -295,7 +297,7 @@ class Newsdesk:
 
     async def refresh(self) -> bool:
         """Load a build another process committed since ours; True if there was one."""
-        if self.rebuilding or self._refreshing:
+        if self._rebuild_lock.locked() or self._refreshing:     # ours swaps its own build in (a merge's too)
             return False
         self._refreshing = True
         try:
@@ -320,6 +322,8 @@ class Newsdesk:
         task.add_done_callback(_log_failure)
 
     async def _swap(self, searcher: Searcher, build: BuildRecord) -> None:
+        if self.build is not None and build.id < self.build.id:
+            return                        # a newer build is loaded already
         old, self.searcher, self.build = self.searcher, searcher, build
         self._records = _Records(build.id)
         if old is not None:

@@ -64,6 +64,14 @@ class Delta:
     aliases_removed: dict[tuple[str, str], int] = field(default_factory=dict)   # alias pairs the deleted wrote
 
 
+def scaled_weights(weights: dict[int, float], live_idf: np.ndarray, own_idf: np.ndarray,
+                   indptr: np.ndarray) -> dict[int, float]:
+    """The query weights that turn a segment's stored impacts (own_idf x factor) into impacts under the live
+    statistics (live_idf x factor), for the terms the segment holds (postings indptr[t]:indptr[t + 1])."""
+    known = len(indptr) - 1
+    return {t: w * float(live_idf[t] / own_idf[t]) for t, w in weights.items() if t < known and indptr[t + 1] > indptr[t]}
+
+
 class _LiveTerms(Mapping[str, int]):
     """term -> number, for the terms some live document holds: a term whose every document was deleted is
     as unknown as one never seen."""
@@ -134,10 +142,7 @@ class SegmentedIndex:
         return self.offset + self.delta.num_docs
 
     def _scaled(self, segment: BM25Index, weights: dict[int, float]) -> dict[int, float]:
-        """The weights that make `segment`'s impacts the live statistics' impacts, for the terms it holds."""
-        known = len(segment.indptr) - 1
-        return {t: w * float(self.idf[t] / segment.idf[t]) for t, w in weights.items()
-                if t < known and segment.indptr[t + 1] > segment.indptr[t]}
+        return scaled_weights(weights, self.idf, segment.idf, segment.indptr)
 
     def top_k(self, weights: dict[int, float], k: int) -> list[ScoredDoc]:
         docs, scores = self.top_k_arrays(weights, k)
@@ -151,16 +156,25 @@ class SegmentedIndex:
             if not scaled:
                 continue
             own = sum(w * float(segment.constants[t]) for t, w in scaled.items())
-            extra = int(sum(self.deleted_df[t] for t in scaled)) if segment is self.base else 0
-            found, score = segment.top_k_arrays(scaled, k + extra)
-            if segment is self.base:
-                live = ~self._deleted_mask[found]
-                found, score = found[live], score[live]
+            found, score = self._live_top_k(scaled, k) if segment is self.base else segment.top_k_arrays(scaled, k)
             docs.append(found + offset)
             scores.append(score - own + constant)
         found, score = np.concatenate(docs), np.concatenate(scores)
         ranked = np.lexsort((found, -score))[:k]
         return found[ranked], score[ranked]
+
+    def _live_top_k(self, scaled: dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The base's k best live documents. It is asked for k more than k, then twice as many each round, up to
+        k plus its deleted documents holding a query term: the best k live ones are among any list deep enough
+        to hold k live ones, and asking for all the deleted at once threw MaxScore's pruning away."""
+        most = k + int(sum(self.deleted_df[t] for t in scaled))
+        want = min(2 * k, most)
+        while True:
+            found, score = self.base.top_k_arrays(scaled, want)
+            live = ~self._deleted_mask[found]
+            if want >= most or len(found) < want or np.count_nonzero(live) >= k:
+                return found[live], score[live]
+            want = min(2 * want, most)
 
     def scores(self, weights: dict[int, float]) -> np.ndarray:
         """Every document number's score (deleted ones too: callers ask only for live documents)."""
@@ -243,10 +257,7 @@ class SegmentedArticles:
             mine = (named >= lo) & (named < hi)
             if not mine.any():
                 continue
-            known = len(segment.indptr) - 1
-            scaled = {t: w * float(self.idf[t] / segment.idf[t]) for t, w in live.items()
-                      if t < known and segment.indptr[t + 1] > segment.indptr[t]}
-            out[mine] += segment.impacts(named[mine] - lo, scaled)
+            out[mine] += segment.impacts(named[mine] - lo, scaled_weights(live, self.idf, segment.idf, segment.indptr))
         return out
 
     @property
