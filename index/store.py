@@ -41,8 +41,8 @@ __all__ = ("Reader", "Writer", "WriteLock", "ArticleInfo", "Located", "PassageRe
 _log = logging.getLogger(__name__)
 _R = TypeVar("_R")
 
-# 2 added pending_answers, 3 passages.layout, 4 articles.file_stat. Every statement is IF NOT EXISTS, so running SCHEMA migrates an
-# older file; a column added to an existing table is in _ADDED_COLUMNS.
+# 2 added pending_answers, 3 passages.layout, 4 articles.file_stat. Every statement is IF NOT EXISTS, so
+# running SCHEMA migrates an older file; a column added to an existing table is in _ADDED_COLUMNS.
 SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -672,36 +672,29 @@ class Writer:
         return {file: (digest, stat) for file, digest, stat in
                 self.conn.execute("SELECT DISTINCT file, file_hash, file_stat FROM articles")}
 
+    def _rows_in(self, sql: str, values: Iterable[str]) -> Iterator[tuple]:
+        """The rows of sql, whose "{marks}" is an IN list, for all the values: in pieces of 500 (SQLite bounds
+        the variables of a statement), the values sorted and each once."""
+        for chunk in _chunks(sorted(set(values)), 500):
+            yield from self.conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
     def set_file_stats(self, stats: dict[str, str | None]) -> None:
         """Record the stat of files hashed again and found unchanged (touched, or hashed before stats were kept)."""
         self.conn.executemany("UPDATE articles SET file_stat = ? WHERE file = ?", [(st, f) for f, st in stats.items()])
 
     def article_signatures(self, files: Iterable[str]) -> dict[str, str]:
         """Source -> signature, for the articles of the given files."""
-        found: dict[str, str] = {}
-        for chunk in _chunks(list(files), 500):
-            found.update(self.conn.execute(
-                f"SELECT source, signature FROM articles WHERE file IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return dict(self._rows_in("SELECT source, signature FROM articles WHERE file IN ({marks})", files))
 
     def occurrence_keys(self, files: Iterable[str]) -> dict[tuple[str, int, int], str]:
         """(source, paragraph, part) -> passage key, for the articles of the given files."""
-        result: dict[tuple[str, int, int], str] = {}
-        for chunk in _chunks(list(files), 500):
-            marks = ",".join("?" * len(chunk))
-            for source, paragraph, part, key in self.conn.execute(
-                    f"""SELECT o.source, o.paragraph, o.part, p.key FROM occurrences o
-                        JOIN passages p ON p.id = o.passage_id JOIN articles a USING (source)
-                        WHERE a.file IN ({marks})""", chunk):
-                result[(source, paragraph, part)] = key
-        return result
+        return {(source, paragraph, part): key for source, paragraph, part, key in self._rows_in(
+            """SELECT o.source, o.paragraph, o.part, p.key FROM occurrences o
+               JOIN passages p ON p.id = o.passage_id JOIN articles a USING (source) WHERE a.file IN ({marks})""", files)}
 
     def passage_ids_by_key(self, keys: Iterable[str]) -> dict[str, str]:
         """Key -> ID, for the stored passages among these keys."""
-        found: dict[str, str] = {}
-        for chunk in _chunks(list(keys), 500):
-            found.update(self.conn.execute(f"SELECT key, id FROM passages WHERE key IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return dict(self._rows_in("SELECT key, id FROM passages WHERE key IN ({marks})", keys))
 
     def ids_starting(self, prefixes: Iterable[str]) -> set[str]:
         """The stored passage IDs that start with one of these prefixes (a new ID must not be one of them)."""
@@ -785,15 +778,13 @@ class Writer:
 
     def context_of(self, ids: Iterable[str]) -> Iterator[tuple[str, str, str, str | None, str]]:
         """passages_with_context for these passage IDs only (absent ones are left out), in ID order."""
-        for chunk in _chunks(sorted(set(ids)), 500):
-            last = None
-            for row in self.conn.execute(
-                    f"""SELECT p.id, p.tokens, a.title, o.section, a.source
-                       FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
-                       WHERE p.id IN ({",".join("?" * len(chunk))}) ORDER BY p.id, {_PRIMARY_FIRST}""", chunk):
-                if row[0] != last:
-                    last = row[0]
-                    yield row
+        last = None
+        for row in self._rows_in(f"""SELECT p.id, p.tokens, a.title, o.section, a.source
+                                     FROM passages p JOIN occurrences o ON o.passage_id = p.id JOIN articles a USING (source)
+                                     WHERE p.id IN ({{marks}}) ORDER BY p.id, {_PRIMARY_FIRST}""", ids):
+            if row[0] != last:
+                last = row[0]
+                yield row
 
     def primary_sources(self, ids: Iterable[str]) -> dict[str, str]:
         """Passage ID -> the article of its primary place, for these passages (absent ones are left out)."""
@@ -801,28 +792,17 @@ class Writer:
 
     def passages_in(self, sources: Iterable[str]) -> set[str]:
         """The IDs of every passage that stands in one of these articles."""
-        found: set[str] = set()
-        for chunk in _chunks(sorted(set(sources)), 500):
-            found.update(pid for (pid,) in self.conn.execute(
-                f"SELECT DISTINCT passage_id FROM occurrences WHERE source IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return {pid for (pid,) in self._rows_in("SELECT DISTINCT passage_id FROM occurrences WHERE source IN ({marks})", sources)}
 
     def texts_of(self, ids: Iterable[str]) -> Iterator[str]:
         yield from self.texts_by_id(ids).values()
 
     def texts_by_id(self, ids: Iterable[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for chunk in _chunks(sorted(set(ids)), 500):
-            found.update(self.conn.execute(f"SELECT id, text FROM passages WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return dict(self._rows_in("SELECT id, text FROM passages WHERE id IN ({marks})", ids))
 
     def titles(self, sources: Iterable[str]) -> dict[str, str]:
         """Source -> title, for the articles among these that exist."""
-        found: dict[str, str] = {}
-        for chunk in _chunks(sorted(set(sources)), 500):
-            found.update(self.conn.execute(
-                f"SELECT source, title FROM articles WHERE source IN ({','.join('?' * len(chunk))})", chunk))
-        return found
+        return dict(self._rows_in("SELECT source, title FROM articles WHERE source IN ({marks})", sources))
 
     def index_blobs(self, names: Sequence[str] | None = None) -> dict[str, bytes]:
         if names is None:
