@@ -533,7 +533,7 @@ class BM25Index:
         meta = json.loads(blobs["meta"])
         params = BM25Params(**meta["params"])
         if vocabulary is None:
-            vocabulary = blobs["vocabulary"].decode().split("\n") if blobs["vocabulary"] else []
+            vocabulary = blob_lines(blobs["vocabulary"])
         if "dtypes" not in meta:
             indptr = np.frombuffer(blobs["indptr"], dtype=np.int64)
             doc_starts = np.frombuffer(blobs["doc_starts"], dtype=np.int64)
@@ -561,6 +561,11 @@ class BM25Index:
 
 def _raw(values: np.ndarray) -> memoryview:
     return np.ascontiguousarray(values).data.cast("B")
+
+
+def blob_lines(blob: bytes) -> list[str]:
+    """lines_blob read back."""
+    return blob.decode().split("\n") if blob else []
 
 
 def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -677,7 +677,7 @@ def _compile_delta(writer: Writer, analyzer: Analyzer, params: BM25Params, facts
     for pair, n in alias_counts(gone_texts[facts.passage_ids[d]] for d in newly_deleted
                                 if facts.passage_ids[d] in gone_texts).items():
         removed[pair] = removed.get(pair, 0) + n
-    added = alias_counts(writer.texts_of(row[0] for row in rows))
+    added = alias_counts(writer.texts_by_id(row[0] for row in rows).values())
     live = {pair for pair in facts.aliases.keys() | added.keys()
             if facts.aliases.get(pair, 0) - removed.get(pair, 0) + added.get(pair, 0) > 0}
     # The base's table analysed already: its live alias rows and its places; only new pairs are analysed.

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .analysis import Analyzer, SentenceSplitter
-from .bm25 import BM25Index, BM25Params, lines_blob
+from .bm25 import BM25Index, BM25Params, blob_lines as _lines, lines_blob
 from .quotes import LAYOUT_FORMAT
 from .search import ArticleEvidence, ExpansionGroup, Searcher
 from .segments import Delta, SegmentedArticles, SegmentedIndex
@@ -103,10 +103,6 @@ def _aliases_blob(counts: dict[tuple[str, str], int]) -> bytes:
 
 def _aliases_from(blob: bytes | None) -> dict[tuple[str, str], int]:
     return {(acronym, long_form): n for acronym, long_form, n in json.loads(blob)} if blob else {}
-
-
-def _lines(blob: bytes) -> list[str]:
-    return blob.decode().split("\n") if blob else []
 
 
 def base_token(blobs: dict[str, bytes]) -> str | None:

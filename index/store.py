@@ -794,9 +794,6 @@ class Writer:
         """The IDs of every passage that stands in one of these articles."""
         return {pid for (pid,) in self._rows_in("SELECT DISTINCT passage_id FROM occurrences WHERE source IN ({marks})", sources)}
 
-    def texts_of(self, ids: Iterable[str]) -> Iterator[str]:
-        yield from self.texts_by_id(ids).values()
-
     def texts_by_id(self, ids: Iterable[str]) -> dict[str, str]:
         return dict(self._rows_in("SELECT id, text FROM passages WHERE id IN ({marks})", ids))
 
